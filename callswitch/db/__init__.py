@@ -1,0 +1,1 @@
+"""Postgres access: migrations, named queries, connection pool."""

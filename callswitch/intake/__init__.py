@@ -1,0 +1,1 @@
+"""Intake: the HTTP API web pages post callback requests to."""

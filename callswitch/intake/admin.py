@@ -1,0 +1,130 @@
+"""Admin API behind a bearer token: list, filter and inspect callback requests."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import uuid
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from callswitch import callback as states
+from callswitch.config import Config
+from callswitch.db.pool import is_unavailable
+from callswitch.db.queries import QUERIES as Q
+from callswitch.intake import keys
+from callswitch.intake.http import ApiError, json_response
+from callswitch.intake.validation import FieldError
+
+MAX_LIMIT = 500
+
+
+def require_admin(request: web.Request) -> None:
+    config: Config = request.app[keys.CONFIG]
+    if not config.admin_token:
+        raise ApiError(403, "admin_disabled", "the admin API is disabled (admin.token is not configured)")
+    auth = request.headers.get("Authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "admin_token_required", "send Authorization: Bearer <admin token>",
+                       headers={"WWW-Authenticate": 'Bearer realm="callswitch-admin"'})
+    if not hmac.compare_digest(token.strip().encode(), config.admin_token.encode()):
+        raise ApiError(403, "invalid_admin_token", "invalid admin token")
+
+
+def _record(row: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in dict(row).items():
+        if isinstance(value, datetime):
+            out[key] = value.isoformat()
+        elif isinstance(value, uuid.UUID) or (value is not None and type(value).__module__ == "ipaddress"):
+            out[key] = str(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _param_time(request: web.Request, name: str, errors: list[FieldError]) -> datetime | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        errors.append(FieldError(name, "must be an ISO 8601 date-time"))
+        return None
+    if value.tzinfo is None:
+        errors.append(FieldError(name, "must include a UTC offset"))
+        return None
+    return value
+
+
+async def _fetch(request: web.Request, *queries: tuple[str, tuple[Any, ...]]) -> list[Any]:
+    try:
+        async with request.app[keys.DB].acquire() as conn:
+            return [await conn.fetch(sql, *args) for sql, args in queries]
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise ApiError(503, "database_unavailable", "database unavailable",
+                           headers={"Retry-After": str(request.app[keys.CONFIG].http.retry_after_seconds)}) from None
+        raise
+
+
+async def list_callbacks(request: web.Request) -> web.Response:
+    require_admin(request)
+    errors: list[FieldError] = []
+    state = request.query.get("state") or None
+    if state and state not in states.ALL_STATES:
+        errors.append(FieldError("state", f"one of {', '.join(states.ALL_STATES)}"))
+    since = _param_time(request, "since", errors)
+    until = _param_time(request, "until", errors)
+    try:
+        limit = int(request.query.get("limit", "100"))
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValueError
+    except ValueError:
+        errors.append(FieldError("limit", f"a whole number from 1 to {MAX_LIMIT}"))
+        limit = 100
+    cursor_time, cursor_id = None, None
+    cursor = request.query.get("cursor")
+    if cursor:
+        try:
+            t, _, i = base64.urlsafe_b64decode(cursor.encode()).decode().partition("_")
+            cursor_time, cursor_id = datetime.fromisoformat(t), uuid.UUID(i)
+        except (ValueError, UnicodeDecodeError):
+            errors.append(FieldError("cursor", "not a cursor returned by this API"))
+    if errors:
+        raise ApiError(422, "validation_failed", "invalid query parameters", errors)
+    (rows,) = await _fetch(
+        request,
+        (Q.admin_list_requests, (request.query.get("site") or None, state, since, until,
+                                 request.query.get("phone") or None, cursor_time, cursor_id, limit)),
+    )
+    items = [_record(r) for r in rows]
+    next_cursor = None
+    if len(rows) == limit:
+        last = rows[-1]
+        next_cursor = base64.urlsafe_b64encode(f"{last['created_at'].isoformat()}_{last['id']}".encode()).decode()
+    return json_response({"items": items, "next_cursor": next_cursor})
+
+
+async def get_callback_admin(request: web.Request) -> web.Response:
+    require_admin(request)
+    try:
+        request_id = uuid.UUID(request.match_info["id"])
+    except ValueError:
+        raise ApiError(404, "not_found", "no such callback request") from None
+    req, events, legs = await _fetch(
+        request,
+        (Q.admin_get_request, (request_id,)),
+        (Q.admin_request_events, (request_id,)),
+        (Q.admin_request_legs, (request_id,)),
+    )
+    if not req:
+        raise ApiError(404, "not_found", "no such callback request")
+    out = _record(req[0])
+    out["events"] = [_record(e) for e in events]
+    out["legs"] = [_record(leg) for leg in legs]
+    return json_response(out)

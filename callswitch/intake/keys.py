@@ -1,0 +1,22 @@
+"""Typed keys for what the aiohttp application carries."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from callswitch.config import Config
+from callswitch.db.pool import Database
+from callswitch.metrics import Metrics
+
+if TYPE_CHECKING:
+    from callswitch.intake.api import IntakeLimits
+
+CONFIG = web.AppKey("config", Config)
+DB = web.AppKey("db", Database)
+METRICS = web.AppKey("metrics", Metrics)
+LIMITS: web.AppKey[IntakeLimits] = web.AppKey("limits")
+TRUSTED_PROXIES: web.AppKey[list[ipaddress.IPv4Network | ipaddress.IPv6Network]] = web.AppKey("trusted_proxies")
+REQUEST_ID = web.RequestKey("request_id", str)

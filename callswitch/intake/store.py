@@ -1,0 +1,171 @@
+"""Storing callback requests: one transaction per request, nothing half-written.
+
+The request row, its first audit event and the dialer's wake-up notification are
+committed together. Per phone number, requests are serialised with a transaction-level
+advisory lock so that duplicates and the per-phone limit are decided exactly even when
+two daemons receive the same request at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from callswitch import callback as states
+from callswitch.config import RateLimit, SiteConfig
+from callswitch.db.pool import Database, DatabaseUnavailable, is_unavailable
+from callswitch.db.queries import QUERIES as Q
+from callswitch.intake.validation import CallbackInput
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    client_ip: str | None
+    user_agent: str | None
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True)
+class Stored:
+    id: uuid.UUID
+    state: str
+    due_at: datetime
+    created: bool  # False: an existing request was returned
+    replayed: bool = False  # True: same Idempotency-Key as an earlier request
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before for a different request."""
+
+
+class PhoneRateLimited(Exception):
+    def __init__(self, retry_after: float):
+        super().__init__(f"retry after {retry_after:.0f}s")
+        self.retry_after = retry_after
+
+
+def _unavailable(exc: BaseException) -> DatabaseUnavailable:
+    return exc if isinstance(exc, DatabaseUnavailable) else DatabaseUnavailable(str(exc) or type(exc).__name__)
+
+
+async def store_callback(
+    db: Database,
+    site: SiteConfig,
+    inp: CallbackInput,
+    meta: RequestMeta,
+    per_phone: RateLimit | None,
+    now: datetime,
+) -> Stored:
+    """Store a validated request, or return the existing one (duplicate / idempotent retry)."""
+    fingerprint = inp.fingerprint(site.id)
+    try:
+        async with db.acquire() as conn, conn.transaction():
+            await conn.execute(Q.lock_phone, inp.phone.e164)
+            if meta.idempotency_key:
+                row = await conn.fetchrow(Q.find_by_idempotency_key, site.id, meta.idempotency_key)
+                if row is not None:
+                    if row["request_fingerprint"] != fingerprint:
+                        raise IdempotencyConflict()
+                    return Stored(row["id"], row["state"], row["due_at"], created=False, replayed=True)
+            row = await conn.fetchrow(Q.find_active_for_phone, site.id, inp.phone.e164)
+            if row is not None:
+                return Stored(row["id"], row["state"], row["due_at"], created=False)
+            if per_phone is not None:
+                recent = await conn.fetchrow(Q.recent_requests_for_phone, inp.phone.e164, per_phone.period)
+                if recent["n"] >= per_phone.count:
+                    free_at = recent["oldest"] + timedelta(seconds=per_phone.period)
+                    raise PhoneRateLimited(max(1.0, (free_at - now).total_seconds()))
+            request_id = uuid.uuid4()
+            deferred = inp.preferred_at is not None and inp.preferred_at > now
+            state = states.SCHEDULED if deferred else states.QUEUED
+            attrs = dict(inp.attributes)
+            created = await conn.fetchrow(
+                Q.insert_request,
+                request_id,
+                site.id,
+                inp.name,
+                inp.phone.given,
+                inp.phone.e164,
+                inp.phone.region,
+                inp.page_url,
+                inp.referrer,
+                list(inp.pages),
+                inp.utm.get("source"),
+                inp.utm.get("medium"),
+                inp.utm.get("campaign"),
+                inp.utm.get("term"),
+                inp.utm.get("content"),
+                _str_or_none(attrs.get("product")),
+                _str_or_none(attrs.get("postal_code")),
+                attrs.get("company_size") if isinstance(attrs.get("company_size"), int) else None,
+                inp.language,
+                attrs,
+                inp.consent,
+                inp.preferred_at,
+                meta.client_ip,
+                meta.user_agent,
+                meta.idempotency_key,
+                fingerprint,
+                state,
+                inp.preferred_at if deferred else None,
+            )
+            detail: dict[str, Any] = {"page_url": inp.page_url}
+            if deferred:
+                detail["preferred_at"] = inp.preferred_at.isoformat() if inp.preferred_at else None
+            await conn.execute(Q.insert_event, request_id, "accepted", None, state, "intake", detail)
+            await conn.execute(Q.notify_new_request, str(request_id))
+            return Stored(request_id, state, created["due_at"], created=True)
+    except asyncpg.UniqueViolationError:
+        # Only possible if the advisory lock was bypassed (e.g. a manual insert): report the winner.
+        async with db.acquire() as conn:
+            row = await conn.fetchrow(Q.find_active_for_phone, site.id, inp.phone.e164)
+        if row is None:
+            raise
+        return Stored(row["id"], row["state"], row["due_at"], created=False)
+    except (IdempotencyConflict, PhoneRateLimited):
+        raise
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise _unavailable(exc) from exc
+        raise
+
+
+def _str_or_none(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+async def fetch_status(db: Database, request_id: uuid.UUID) -> asyncpg.Record | None:
+    try:
+        async with db.acquire() as conn:
+            return await conn.fetchrow(Q.get_public_status, request_id)
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise _unavailable(exc) from exc
+        raise
+
+
+async def cancel(db: Database, request_id: uuid.UUID) -> tuple[asyncpg.Record | None, str | None]:
+    """Cancel if still cancellable. Returns (row after, previous state) or (None, None) if unknown."""
+    try:
+        async with db.acquire() as conn, conn.transaction():
+            current = await conn.fetchrow(Q.lock_request, request_id)
+            if current is None:
+                return None, None
+            row = await conn.fetchrow(
+                Q.cancel_request, request_id, "cancelled by the visitor", list(states.CANCELLABLE_STATES)
+            )
+            if row is None:
+                return await conn.fetchrow(Q.get_public_status, request_id), current["state"]
+            await conn.execute(
+                Q.insert_event, request_id, "cancelled", current["state"], states.CANCELLED, "visitor", {}
+            )
+            await conn.execute(Q.notify_new_request, str(request_id))
+            return row, current["state"]
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise _unavailable(exc) from exc
+        raise

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import contextlib
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from callswitch.config import load_config
+from callswitch.db.pool import Database
+from callswitch.intake.app import create_app
+
+CONFIG = """
+http:
+  public_url: http://callswitch.test
+  max_body_bytes: 4096
+database:
+  dsn: ${TEST_DSN}
+  min_connections: 1
+  max_connections: 8
+  connect_timeout: 2s
+admin:
+  token: admin-token-0123456789
+intake:
+  rate_limits:
+    per_ip: {per_ip}
+    per_phone: {per_phone}
+    per_site: {per_site}
+sites:
+  shop:
+    site_key: pk_test_shop
+    api_key: sk_test_shop_0123456789abcdef
+    allowed_origins: [https://shop.example]
+    thank_you_url: https://shop.example/thanks?from=callback
+    phone:
+      default_region: US
+      allowed_countries: [US, CA, DE]
+      own_numbers: ["+13125550000"]
+  consent:
+    site_key: pk_test_consent
+    allowed_origins: [https://consent.example]
+    require_consent: true
+    max_preferred_days: 7
+    phone:
+      default_region: DE
+"""
+
+ClientFactory = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+async def make_client(clean_db: str, tmp_path: Path) -> AsyncIterator[ClientFactory]:
+    clients: list[TestClient] = []
+    dbs: list[Database] = []
+
+    async def factory(
+        per_ip: str = "1000/minute",
+        per_phone: str = "3/hour",
+        per_site: str = "1000/minute",
+        dsn: str | None = None,
+    ) -> TestClient:
+        path = tmp_path / f"callswitch-{len(clients)}.yaml"
+        path.write_text(
+            textwrap.dedent(CONFIG).replace("{per_ip}", per_ip).replace("{per_phone}", per_phone)
+            .replace("{per_site}", per_site)
+        )
+        config = load_config(path, env={"TEST_DSN": dsn or clean_db})
+        db = Database(config.database)
+        with contextlib.suppress(OSError):  # tests of an unreachable database
+            await db.connect()
+        dbs.append(db)
+        client = TestClient(TestServer(create_app(config, db)))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        await client.close()
+    for db in dbs:
+        await db.close()
+
+
+@pytest.fixture
+async def client(make_client: ClientFactory) -> TestClient:
+    return await make_client()
