@@ -18,14 +18,20 @@ def _registry() -> Registry:
     return Registry().with_resource(_URI, Resource.from_contents(doc, default_specification=DRAFT202012))
 
 
-def _resolve(obj: dict[str, Any]) -> dict[str, Any]:
+def _escape(part: str) -> str:
+    return part.replace("~", "~0").replace("/", "~1")
+
+
+def _resolve(obj: dict[str, Any], pointer: str) -> tuple[dict[str, Any], str]:
+    """Follow $refs; return the object and its JSON pointer inside the document."""
     doc = openapi_document()
     while "$ref" in obj:
+        pointer = obj["$ref"].removeprefix("#")
         node: Any = doc
-        for part in obj["$ref"].removeprefix("#/").split("/"):
-            node = node[part]
+        for part in pointer.removeprefix("/").split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
         obj = node
-    return obj
+    return obj, pointer
 
 
 def check_response(method: str, path_template: str, status: int, headers: Any, body: Any) -> None:
@@ -34,7 +40,8 @@ def check_response(method: str, path_template: str, status: int, headers: Any, b
     operation = doc["paths"][path_template][method.lower()]
     responses = operation["responses"]
     assert str(status) in responses, f"{method} {path_template}: status {status} is not documented"
-    response = _resolve(responses[str(status)])
+    pointer = f"/paths/{_escape(path_template)}/{method.lower()}/responses/{status}"
+    response, pointer = _resolve(responses[str(status)], pointer)
     for name, spec in response.get("headers", {}).items():
         if spec.get("required"):
             assert name in headers, f"{method} {path_template} {status}: header {name} missing"
@@ -42,9 +49,7 @@ def check_response(method: str, path_template: str, status: int, headers: Any, b
     if not content:
         return
     assert "application/json" in content, f"{status} documents no JSON body"
-    schema = content["application/json"]["schema"]
-    if "$ref" in schema:
-        schema = {"$ref": _URI + schema["$ref"]}
+    schema = {"$ref": f"{_URI}#{pointer}/content/application~1json/schema"}
     validator = jsonschema.Draft202012Validator(
         schema, registry=_registry(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )

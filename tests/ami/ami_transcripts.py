@@ -1,0 +1,77 @@
+"""Helpers for the recorded Asterisk 22 AMI transcripts (shared reference set + bundled copies)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# The package is not installed in the venv: make ``import callswitch`` work for ``pytest tests/ami``.
+# (Test modules import this helper before callswitch.) Redundant once pytest sets pythonpath = ["."].
+_REPO = Path(__file__).resolve().parents[2]
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+SHARED = Path("/work/shared/asterisk")
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@dataclass(frozen=True)
+class SummaryLine:
+    name: str  # event name, or "Response: Success" etc.
+    fields: str  # the rest of the line (key=value text as written by the recorder)
+
+
+def summary_lines(path: Path) -> list[SummaryLine]:
+    """Message lines of a X.summary.txt: ``t+ <secs> <Name> <fields>``; comments and SENT lines skipped."""
+    out = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("t+"):
+            continue
+        parts = line.split(None, 2)
+        rest = parts[2] if len(parts) > 2 else ""
+        if rest.startswith((">>>", "#")):
+            continue
+        if rest.startswith("Response:"):
+            kind, value, *tail = rest.split(None, 2)
+            out.append(SummaryLine(f"{kind} {value}", tail[0] if tail else ""))
+        else:
+            name, *tail = rest.split(None, 1)
+            out.append(SummaryLine(name, tail[0] if tail else ""))
+    return out
+
+
+def transcript_pairs(root: Path) -> list[tuple[Path, Path]]:
+    """(X.txt, X.summary.txt) for every transcript under ``root`` that has a summary."""
+    pairs = []
+    for summary in sorted(root.rglob("*.summary.txt")):
+        wire = summary.with_name(summary.name.replace(".summary.txt", ".txt"))
+        if wire.exists():
+            pairs.append((wire, summary))
+    return pairs
+
+
+def shared_pairs() -> list[tuple[Path, Path]]:
+    if not SHARED.is_dir():
+        return []
+    pairs = []
+    for sub in ("basic", "flows", "flows/actions"):
+        d = SHARED / sub
+        if d.is_dir():
+            pairs.extend((w, s) for w, s in transcript_pairs(d) if w.parent == d)
+    return pairs
+
+
+def require_shared() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"reference transcripts not present at {SHARED}")
+    return SHARED
+
+
+def message_name(msg: object) -> str:
+    event = msg.event  # type: ignore[attr-defined]
+    if event is not None:
+        return str(event)
+    return f"Response: {msg.response}"  # type: ignore[attr-defined]
