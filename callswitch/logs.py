@@ -32,8 +32,18 @@ def mask_phone(value: str, keep: int = KEEP_DIGITS) -> str:
     return prefix + "*" * (len(digits) - keep) + "".join(digits[-keep:])
 
 
+_NOT_PHONE_RE = re.compile(r"\d{1,3}(\.\d{1,3}){3}|\d{4}-\d{2}-\d{2}.*|\d+\.\d+")  # IPv4, dates, decimals
+
+
+def _mask_match(m: re.Match[str]) -> str:
+    text = m.group(0)
+    if _NOT_PHONE_RE.fullmatch(text):
+        return text
+    return mask_phone(text)
+
+
 def _mask_text(text: str) -> str:
-    return _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
+    return _PHONE_RE.sub(_mask_match, text)
 
 
 def _mask_dsn(value: str) -> str:

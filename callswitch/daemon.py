@@ -1,0 +1,94 @@
+"""The long-running service: HTTP intake on top of a Postgres pool, with a clean lifecycle.
+
+Start-up never crashes because Postgres is down: the pool is created in the background
+with capped backoff (intake answers 503 meanwhile) and migrations are applied as soon
+as the database is reachable. SIGTERM/SIGINT stop the listener and close the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from callswitch.config import Config
+from callswitch.db.migrate import migrate
+from callswitch.db.pool import Database, is_unavailable
+from callswitch.intake.app import create_app
+from callswitch.logs import get_logger
+from callswitch.metrics import Metrics
+
+log = get_logger("callswitch.daemon")
+
+
+@dataclass
+class Service:
+    config: Config
+    metrics: Metrics = field(default_factory=Metrics)
+    db: Database | None = None
+    runner: web.AppRunner | None = None
+    schema_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        self.db = Database(self.config.database)
+        self.db.connect_in_background()
+        self._tasks.append(asyncio.get_running_loop().create_task(self._migrate_when_connected()))
+        app = create_app(self.config, self.db, self.metrics)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.config.http.host, self.config.http.port, backlog=512)
+        await site.start()
+        log.info("http_listening", host=self.config.http.host, port=self.config.http.port,
+                 public_url=self.config.http.public_url)
+
+    async def _migrate_when_connected(self) -> None:
+        assert self.db is not None
+        delay = 1.0
+        while True:
+            await self.db.connected.wait()
+            try:
+                async with self.db.acquire() as conn:
+                    applied = await migrate(conn)
+                log.info("schema_ready", applied=applied)
+                self.schema_ready.set()
+                return
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    log.error("migration_failed", error=str(exc))
+                    raise
+                log.warning("migration_waiting_for_database", error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(30.0, delay * 2)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.db is not None:
+            await self.db.close()
+        log.info("stopped")
+
+
+async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    service = Service(config)
+    try:
+        await service.start()
+    except OSError as exc:
+        log.error("cannot_listen", host=config.http.host, port=config.http.port, error=str(exc))
+        await service.stop()
+        return 1
+    await stop.wait()
+    log.info("stopping")
+    await service.stop()
+    return 0
