@@ -142,7 +142,7 @@ def _demo(args: argparse.Namespace) -> int:
         http = replace(config.http, port=args.port, public_url=f"http://{config.http.host}:{args.port}")
         config = replace(config, http=http)
     logs.configure(config.logging.level, "console" if sys.stderr.isatty() else config.logging.format)
-    return asyncio.run(run_demo(config, Path(args.var)))
+    return run_demo(config, Path(args.var))
 
 
 def build_parser() -> argparse.ArgumentParser:

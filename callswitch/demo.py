@@ -7,6 +7,7 @@ When the configuration names no database, a private cluster is kept under ``./va
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -48,24 +49,26 @@ def _banner(config: Config) -> str:
     ])
 
 
-async def run_demo(config: Config, var: Path) -> int:
-    cluster: LocalCluster | None = None
-    if not config.database.dsn:
-        cluster = LocalCluster(var.resolve() / "pg")
-        try:
-            cluster.stop("immediate")  # a cluster left running by a killed demo
-        except ClusterError:
-            pass
-        try:
-            cluster.start()
-        except ClusterError as exc:
-            print(f"callswitch demo: cannot start a private Postgres: {exc}")
-            return 1
-        await _ensure_database(cluster.dsn())
-        config = replace(config, database=replace(config.database, dsn=cluster.dsn(DEMO_DB)))
+async def _serve_demo(config: Config, server_dsn: str | None) -> int:
+    if server_dsn is not None:
+        await _ensure_database(server_dsn)
     print(_banner(config), flush=True)
+    return await serve(config)
+
+
+def run_demo(config: Config, var: Path) -> int:
+    if config.database.dsn:
+        return asyncio.run(_serve_demo(config, None))
+    cluster = LocalCluster(var.resolve() / "pg")
+    with contextlib.suppress(ClusterError):
+        cluster.stop("immediate")  # a cluster left running by a killed demo
     try:
-        return await serve(config)
+        cluster.start()
+    except ClusterError as exc:
+        print(f"callswitch demo: cannot start a private Postgres: {exc}")
+        return 1
+    config = replace(config, database=replace(config.database, dsn=cluster.dsn(DEMO_DB)))
+    try:
+        return asyncio.run(_serve_demo(config, cluster.dsn()))
     finally:
-        if cluster is not None:
-            await asyncio.to_thread(cluster.stop)
+        cluster.stop()

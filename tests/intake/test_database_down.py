@@ -34,7 +34,7 @@ async def proxy(clean_db: str) -> AsyncIterator[TcpProxy]:
 async def count(dsn: str, table: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
-        return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608 - fixed names
+        return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
     finally:
         await conn.close()
 
