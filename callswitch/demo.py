@@ -59,7 +59,7 @@ async def _serve_demo(config: Config, server_dsn: str | None) -> int:
 def run_demo(config: Config, var: Path) -> int:
     if config.database.dsn:
         return asyncio.run(_serve_demo(config, None))
-    cluster = LocalCluster(var.resolve() / "pg")
+    cluster = LocalCluster(var.resolve() / "pg", durable=True)
     with contextlib.suppress(ClusterError):
         cluster.stop("immediate")  # a cluster left running by a killed demo
     try:

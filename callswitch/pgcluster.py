@@ -45,6 +45,8 @@ def free_port() -> int:
 class LocalCluster:
     directory: Path
     port: int = 0
+    # False (tests): fsync and synchronous commit off, for speed. True: a committed row survives a crash.
+    durable: bool = False
 
     @property
     def datadir(self) -> Path:
@@ -92,10 +94,9 @@ class LocalCluster:
                        "-E", "UTF8", "--no-sync", "--no-instructions"])
         if not self.port:
             self.port = free_port()
-        options = (
-            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run([find_pg_bin("pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile),
                    "-o", options, "-w", "-t", "60", "start"])
 

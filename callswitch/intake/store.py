@@ -1,16 +1,17 @@
 """Storing callback requests: one transaction per request, nothing half-written.
 
 The request row, its first audit event and the dialer's wake-up notification are
-committed together. Per phone number, requests are serialised with a transaction-level
-advisory lock so that duplicates and the per-phone limit are decided exactly even when
-two daemons receive the same request at once.
+committed together, by one call of the SQL function ``callswitch_store_request``
+(migration 0002): one round trip per request. Per phone number, requests are serialised
+with a transaction-level advisory lock so that duplicates and the per-phone limit are
+decided exactly even when two daemons receive the same request at once.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -61,77 +62,50 @@ async def store_callback(
     now: datetime,
 ) -> Stored:
     """Store a validated request, or return the existing one (duplicate / idempotent retry)."""
-    fingerprint = inp.fingerprint(site.id)
+    request_id = uuid.uuid4()
+    deferred = inp.preferred_at is not None and inp.preferred_at > now
+    state = states.SCHEDULED if deferred else states.QUEUED
+    attrs = dict(inp.attributes)
+    size = attrs.get("company_size")
+    detail: dict[str, Any] = {"page_url": inp.page_url}
+    if deferred and inp.preferred_at is not None:
+        detail["preferred_at"] = inp.preferred_at.isoformat()
     try:
-        async with db.acquire() as conn, conn.transaction():
-            await conn.execute(Q.lock_phone, inp.phone.e164)
-            if meta.idempotency_key:
-                row = await conn.fetchrow(Q.find_by_idempotency_key, site.id, meta.idempotency_key)
-                if row is not None:
-                    if row["request_fingerprint"] != fingerprint:
-                        raise IdempotencyConflict()
-                    return Stored(row["id"], row["state"], row["due_at"], created=False, replayed=True)
-            row = await conn.fetchrow(Q.find_active_for_phone, site.id, inp.phone.e164)
-            if row is not None:
-                return Stored(row["id"], row["state"], row["due_at"], created=False)
-            if per_phone is not None:
-                recent = await conn.fetchrow(Q.recent_requests_for_phone, inp.phone.e164, per_phone.period)
-                if recent["n"] >= per_phone.count:
-                    free_at = recent["oldest"] + timedelta(seconds=per_phone.period)
-                    raise PhoneRateLimited(max(1.0, (free_at - now).total_seconds()))
-            request_id = uuid.uuid4()
-            deferred = inp.preferred_at is not None and inp.preferred_at > now
-            state = states.SCHEDULED if deferred else states.QUEUED
-            attrs = dict(inp.attributes)
-            created = await conn.fetchrow(
-                Q.insert_request,
-                request_id,
-                site.id,
-                inp.name,
-                inp.phone.given,
-                inp.phone.e164,
-                inp.phone.region,
-                inp.page_url,
-                inp.referrer,
-                list(inp.pages),
-                inp.utm.get("source"),
-                inp.utm.get("medium"),
-                inp.utm.get("campaign"),
-                inp.utm.get("term"),
-                inp.utm.get("content"),
-                _str_or_none(attrs.get("product")),
-                _str_or_none(attrs.get("postal_code")),
-                attrs.get("company_size") if isinstance(attrs.get("company_size"), int) else None,
-                inp.language,
-                attrs,
-                inp.consent,
-                inp.preferred_at,
-                meta.client_ip,
-                meta.user_agent,
-                meta.idempotency_key,
-                fingerprint,
-                state,
-                inp.preferred_at if deferred else None,
+        async with db.acquire() as conn:
+            row = await conn.fetchrow(
+                Q.store_request,
+                request_id, site.id, inp.name, inp.phone.given, inp.phone.e164, inp.phone.region,
+                inp.page_url, inp.referrer, list(inp.pages),
+                inp.utm.get("source"), inp.utm.get("medium"), inp.utm.get("campaign"),
+                inp.utm.get("term"), inp.utm.get("content"),
+                _str_or_none(attrs.get("product")), _str_or_none(attrs.get("postal_code")),
+                size if isinstance(size, int) and not isinstance(size, bool) else None,
+                inp.language, attrs, inp.consent, inp.preferred_at,
+                meta.client_ip, meta.user_agent, meta.idempotency_key, inp.fingerprint(site.id),
+                state, inp.preferred_at if deferred else None,
+                per_phone.count if per_phone else None, per_phone.period if per_phone else None,
+                detail,
             )
-            detail: dict[str, Any] = {"page_url": inp.page_url}
-            if deferred:
-                detail["preferred_at"] = inp.preferred_at.isoformat() if inp.preferred_at else None
-            await conn.execute(Q.insert_event, request_id, "accepted", None, state, "intake", detail)
-            await conn.execute(Q.notify_new_request, str(request_id))
-            return Stored(request_id, state, created["due_at"], created=True)
     except asyncpg.UniqueViolationError:
         # Only possible if the advisory lock was bypassed (e.g. a manual insert): report the winner.
         async with db.acquire() as conn:
-            row = await conn.fetchrow(Q.find_active_for_phone, site.id, inp.phone.e164)
-        if row is None:
+            existing = await conn.fetchrow(Q.find_active_for_phone, site.id, inp.phone.e164)
+        if existing is None:
             raise
-        return Stored(row["id"], row["state"], row["due_at"], created=False)
-    except (IdempotencyConflict, PhoneRateLimited):
-        raise
+        return Stored(existing["id"], existing["state"], existing["due_at"], created=False)
     except Exception as exc:
         if is_unavailable(exc):
             raise _unavailable(exc) from exc
         raise
+    outcome = row["outcome"]
+    if outcome == "phone_limited":
+        raise PhoneRateLimited(float(row["retry_after_s"]))
+    if outcome == "idempotency_conflict":
+        raise IdempotencyConflict()
+    return Stored(
+        row["request_id"], row["request_state"], row["request_due_at"],
+        created=outcome == "created", replayed=outcome == "replayed",
+    )
 
 
 def _str_or_none(v: Any) -> str | None:

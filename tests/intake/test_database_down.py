@@ -54,9 +54,8 @@ async def test_connection_lost_mid_transaction_writes_nothing(
     make_client: Any, clean_db: str, proxy: TcpProxy
 ) -> None:
     client = await make_client(dsn=via(clean_db, proxy.port))
-    # The request row is inserted, then the connection dies as the first event is sent:
-    # Postgres rolls the transaction back, and the visitor is told to retry.
-    proxy.cut_on = b"INSERT INTO callback_events"
+    # The connection dies as the request is sent: the visitor is told to retry and nothing is stored.
+    proxy.cut_on = b"callswitch_store_request"
     resp = await client.post("/v1/callbacks", json=valid_body(), headers=browser_headers())
     assert resp.status == 503, await resp.text()
     assert "Retry-After" in resp.headers

@@ -1,36 +1,10 @@
 -- Queries used by the HTTP intake API.
 
--- name: lock_phone
--- Serialises concurrent requests for one phone number (duplicates, per-phone limit).
-SELECT pg_advisory_xact_lock(hashtextextended('callswitch:phone:' || $1, 0))
-
--- name: find_by_idempotency_key
-SELECT id, state, request_fingerprint, due_at
-FROM callback_requests
-WHERE site = $1 AND idempotency_key = $2
-
--- name: find_active_for_phone
-SELECT id, state, due_at
-FROM callback_requests
-WHERE site = $1 AND phone_e164 = $2 AND finished_at IS NULL
-
--- name: recent_requests_for_phone
--- Requests for this number inside the per-phone rate-limit window, any site.
-SELECT count(*) AS n, min(created_at) AS oldest
-FROM callback_requests
-WHERE phone_e164 = $1 AND created_at > now() - make_interval(secs => $2)
-
--- name: insert_request
-INSERT INTO callback_requests (
-    id, site, visitor_name, phone_given, phone_e164, phone_country, page_url, referrer,
-    pages_visited, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
-    product, postal_code, company_size, language, attributes, consent, preferred_at,
-    client_ip, user_agent, idempotency_key, request_fingerprint, state, due_at
-) VALUES (
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
-    $22, $23, $24, $25, $26, COALESCE($27, now())
-)
-RETURNING created_at, due_at
+-- name: store_request
+-- One statement, one commit: see migration 0002 (callswitch_store_request).
+SELECT * FROM callswitch_store_request(
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+    $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)
 
 -- name: insert_event
 INSERT INTO callback_events (request_id, event, from_state, to_state, actor, detail)
@@ -38,6 +12,11 @@ VALUES ($1, $2, $3, $4, $5, $6)
 
 -- name: notify_new_request
 SELECT pg_notify('callswitch_requests', $1::text)
+
+-- name: find_active_for_phone
+SELECT id, state, due_at
+FROM callback_requests
+WHERE site = $1 AND phone_e164 = $2 AND finished_at IS NULL
 
 -- name: get_public_status
 SELECT id, site, state, due_at, outcome, created_at, finished_at

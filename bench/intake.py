@@ -1,0 +1,206 @@
+"""Intake throughput: durable accepted requests/s vs a bare aiohttp handler, same machine, same run.
+
+Both servers run as separate processes; this process is the load generator (50 concurrent
+clients on keep-alive connections by default). The durable server is the real service
+(`callswitch serve`): every 202 is answered only after the request row and its event are
+committed to a Postgres with fsync and synchronous_commit on. The bare server parses the
+same JSON body and answers 202 without doing anything.
+
+Postgres: $CALLSWITCH_BENCH_DSN (a server-level DSN; a fresh database is created), else
+a private durable cluster is started for the run.
+
+Last line: {"bench": "intake", "durable_rps": ..., "bare_rps": ..., "ratio": ..., "p50_ms": ..., "p99_ms": ...}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from callswitch.pgcluster import LocalCluster, free_port  # noqa: E402
+
+CONFIG = """
+http:
+  listen: 127.0.0.1:{port}
+  public_url: http://127.0.0.1:{port}
+database:
+  dsn: {dsn}
+  min_connections: 10
+  max_connections: 20
+logging:
+  level: warning
+  format: json
+intake:
+  rate_limits: {{per_ip: "off", per_phone: "off", per_site: "off"}}
+sites:
+  shop:
+    site_key: pk_bench_site
+    allowed_origins: [https://shop.example]
+    phone: {{default_region: US}}
+"""
+
+BARE = """
+import json, sys
+from aiohttp import web
+async def handler(request):
+    body = json.loads(await request.read())
+    return web.json_response({"id": "x", "state": "queued", "name": body["name"]}, status=202)
+app = web.Application()
+app.router.add_post("/v1/callbacks", handler)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def body(i: int) -> bytes:
+    return json.dumps({
+        "site_key": "pk_bench_site",
+        "name": f"Visitor {i}",
+        "phone": f"+1312{200 + (i // 10000) % 700:03d}{i % 10000:04d}",
+        "page_url": "https://shop.example/products/widget",
+        "pages": ["https://shop.example/", "https://shop.example/products/widget"],
+        "utm": {"source": "google", "campaign": "bench"},
+        "attributes": {"product": "widget", "postal_code": "60601", "company_size": 50},
+        "consent": True,
+    }).encode()
+
+
+async def wait_up(port: int, limit_s: float = 30) -> None:
+    deadline = time.monotonic() + limit_s
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            try:
+                async with s.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    if r.status in (200, 404):
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"server on port {port} did not come up")
+
+
+async def load(port: int, seconds: float, clients: int, offset: int) -> tuple[float, list[float], int]:
+    """Run `clients` workers for `seconds`; return (rps, latencies ms, errors)."""
+    url = f"http://127.0.0.1:{port}/v1/callbacks"
+    headers = {"Content-Type": "application/json", "Origin": "https://shop.example"}
+    latencies: list[float] = []
+    errors = 0
+    counter = offset
+    stop_at = time.monotonic() + seconds
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal counter, errors
+            while time.monotonic() < stop_at:
+                counter += 1
+                data = body(counter)
+                t0 = time.perf_counter()
+                async with session.post(url, data=data, headers=headers) as resp:
+                    await resp.read()
+                    if resp.status != 202:
+                        errors += 1
+                        continue
+                latencies.append((time.perf_counter() - t0) * 1000)
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        elapsed = time.monotonic() - started
+    return len(latencies) / elapsed, latencies, errors
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
+
+
+async def main_async(args: argparse.Namespace, server_dsn: str) -> dict[str, object]:
+    dbname = f"callswitch_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(server_dsn)
+    await admin.execute(f'CREATE DATABASE "{dbname}"')
+    dsn = server_dsn.rsplit("/", 1)[0] + "/" + dbname
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix="callswitch-bench-"))
+        durable_port, bare_port = free_port(), free_port()
+        cfg = tmp / "callswitch.yaml"
+        cfg.write_text(CONFIG.format(port=durable_port, dsn=dsn))
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        procs.append(subprocess.Popen([sys.executable, "-m", "callswitch", "serve", "-c", str(cfg)], env=env))  # noqa: ASYNC220
+        procs.append(subprocess.Popen([sys.executable, "-c", BARE, str(bare_port)], env=env))  # noqa: ASYNC220
+        await wait_up(durable_port)
+        await wait_up(bare_port)
+        conn = await asyncpg.connect(dsn)
+        for _ in range(100):  # migrations run at start-up
+            if await conn.fetchval("SELECT to_regclass('callback_requests') IS NOT NULL"):
+                break
+            await asyncio.sleep(0.1)
+        await conn.close()
+        # warm-up both, then measure
+        await load(bare_port, 1.0, args.clients, 0)
+        await load(durable_port, 1.0, args.clients, 10_000_000)
+        bare_rps, _, bare_err = await load(bare_port, args.seconds, args.clients, 0)
+        durable_rps, latencies, durable_err = await load(durable_port, args.seconds, args.clients, 20_000_000)
+        conn = await asyncpg.connect(dsn)
+        stored = await conn.fetchval("SELECT count(*) FROM callback_requests")
+        await conn.close()
+        print(f"bare handler:   {bare_rps:8.0f} req/s ({bare_err} errors)")
+        print(f"durable intake: {durable_rps:8.0f} req/s ({durable_err} errors), {stored} rows stored in all")
+        p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+        print(f"latency of durable intake: p50 {p50:.2f} ms, p99 {p99:.2f} ms at {args.clients} concurrent clients")
+        return {
+            "bench": "intake",
+            "durable_rps": round(durable_rps, 1),
+            "bare_rps": round(bare_rps, 1),
+            "ratio": round(durable_rps / bare_rps, 3) if bare_rps else None,
+            "p50_ms": round(percentile(latencies, 50), 2),
+            "p99_ms": round(percentile(latencies, 99), 2),
+        }
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=50)
+    args = parser.parse_args()
+    server_dsn = os.environ.get("CALLSWITCH_BENCH_DSN")
+    cluster = None
+    if not server_dsn:
+        cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="callswitch-bench-pg-")), durable=True)
+        cluster.start()
+        server_dsn = cluster.dsn()
+    try:
+        result = asyncio.run(main_async(args, server_dsn))
+    finally:
+        if cluster is not None:
+            cluster.destroy()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
