@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import sys
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-# The package is not installed in the venv: make ``import callswitch`` work for ``pytest tests/ami``.
-# (Test modules import this helper before callswitch.) Redundant once pytest sets pythonpath = ["."].
 _REPO = Path(__file__).resolve().parents[2]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
-
-SHARED = Path("/work/shared/asterisk")
+# The project's shared reference data sits beside the repository (../shared), or where
+# CALLSWITCH_SHARED_DIR points.
+SHARED = Path(os.environ.get("CALLSWITCH_SHARED_DIR", _REPO.parent / "shared")) / "asterisk"
 DATA = Path(__file__).resolve().parent / "data"
 
 

@@ -1,0 +1,552 @@
+"""Protocol-faithful AMI simulator (asyncio TCP server) for tests, modelled on real Asterisk 22 captures.
+
+What it does, exactly as the captures in the project's shared/asterisk show:
+
+* banner ``Asterisk Call Manager/11.0.0``; ``Login`` (bad secret -> ``Response: Error`` /
+  ``Message: Authentication failed``, then the connection is closed); ``Event: FullyBooted`` after login;
+  actions before login -> ``Authentication Required``;
+* ``Logoff`` (Goodbye + close), ``Ping``, ``Events`` (on/off), ``Filter`` (regex whitelist over the event
+  text, Add only), ``CoreShowChannels``, ``Status``, ``Hangup``, ``UserEvent``, ``Command`` (canned
+  output), unknown actions;
+* ``Originate`` into the shipped agent-first context ``callswitch-agent`` (Async or not), honouring
+  ``ChannelId``: a ChannelId still in use is refused (queued, then OriginateResponse Failure Reason 0);
+  a context the simulator does not know is refused at once (``Extension does not exist.``); an unknown
+  channel technology is queued and fails (Reason 0, ``Uniqueid: <unknown>``).
+  The call itself is a replay of the real capture for the scripted phone behaviour of the dialled
+  numbers (see :mod:`callswitch.testing.scenarios`), with the identifiers of the simulated call
+  substituted (ActionID, ChannelId as Uniqueid/Linkedid, fresh ``<epoch>.<n>`` ids and channel names,
+  numbers, endpoint) and the reference dialplan's UserEvents rewritten to the shipped dialplan's
+  (``CallswitchAgentAnswered``, ``CallswitchAccepted``, ``CallswitchDeclined``,
+  ``CallswitchCustomerDialing``, ``CallswitchCustomerResult``, ``CallswitchLegEnded``). Newexten/VarSet are
+  not produced.
+
+Not simulated: Originate into callswitch-ringall / callswitch-customer-first / Local channels (refused
+with ``Response: Error``), CEL, RTCP timing accuracy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from callswitch.ami.protocol import AmiMessage, AmiParser
+from callswitch.testing import scenarios as _scenarios
+
+BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+_UUID = r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
+
+AGENT_BEHAVIOURS = ("accept", "decline", "noanswer", "busy", "congestion", "hangs_up_in_announcement",
+                    "voicemail", "early_dtmf", "unallocated")
+CUSTOMER_BEHAVIOURS = ("hangs_up", "stays", "noanswer", "busy", "404")
+SIMULATED_CONTEXTS = frozenset({"callswitch-agent"})
+KNOWN_CONTEXTS = frozenset({
+    "callswitch-agent", "callswitch-confirm", "callswitch-customer", "callswitch-predial",
+    "callswitch-ringall", "callswitch-ringall-member", "callswitch-member-confirm",
+    "callswitch-customer-first", "callswitch-leg-ended", "callswitch-from-carrier",
+})
+KNOWN_TECHS = frozenset({"PJSIP", "Local", "SIP", "IAX2", "DAHDI"})
+
+
+def lab_behaviour(number: str) -> str:
+    """The lab carrier's number plan (flows/README.md): agents 1312555010X.., customers 1773555020X.."""
+    agents = {"0": "accept", "1": "decline", "2": "noanswer", "3": "busy", "4": "congestion",
+              "5": "hangs_up_in_announcement", "6": "voicemail", "7": "early_dtmf", "8": "accept"}
+    customers = {"0": "hangs_up", "1": "stays", "2": "noanswer", "3": "busy", "4": "404"}
+    digits = number.lstrip("+")
+    if len(digits) == 11 and digits.startswith("131255501"):
+        return agents.get(digits[9], "unallocated")
+    if len(digits) == 11 and digits.startswith("177355502"):
+        return customers.get(digits[9], "404")
+    return "404"
+
+
+@dataclass
+class OriginateRecord:
+    """One Originate action as received (all headers, Variable values parsed)."""
+
+    headers: dict[str, str]
+    variables: dict[str, str]
+    received_at: float
+    accepted: bool
+    session: int
+
+
+@dataclass
+class _Session:
+    id: int
+    writer: asyncio.StreamWriter
+    authenticated: bool = False
+    events: bool = True
+    filters: list[re.Pattern[str]] = field(default_factory=list)
+
+    def wants(self, raw: str) -> bool:
+        if not self.authenticated or not self.events:
+            return False
+        return not self.filters or any(f.search(raw) for f in self.filters)
+
+
+@dataclass
+class _Channel:
+    name: str
+    uniqueid: str
+    linkedid: str
+    state: str = "Down"
+    created: float = field(default_factory=time.monotonic)
+    call: _Call | None = None
+
+
+@dataclass
+class _Call:
+    action_id: str
+    channel_id: str
+    task: asyncio.Task[None] | None = None
+    waits_for_hangup: bool = False
+    hangup_requested: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _block(*pairs: tuple[str, str]) -> str:
+    return "\r\n".join(f"{k}: {v}" for k, v in pairs)
+
+
+class PbxSimulator:
+    """Asyncio AMI server. ``time_scale`` multiplies every recorded delay (0.01 = 100x faster)."""
+
+    def __init__(
+        self,
+        users: dict[str, str] | None = None,
+        *,
+        time_scale: float = 0.01,
+        behaviours: dict[str, str] | None = None,
+        default_behaviour: Callable[[str], str] = lab_behaviour,
+        reorder: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        self.users = dict(users or {"callswitch": "secret"})
+        self.time_scale = time_scale
+        self.behaviours = dict(behaviours or {})
+        self.default_behaviour = default_behaviour
+        self.reorder = reorder  # probability that two adjacent events of a call swap places
+        self.originates: list[OriginateRecord] = []
+        self.channels: dict[str, _Channel] = {}  # by name
+        self.chancount_bug = False  # set when a duplicate ChannelId was refused (Asterisk 22.10.1 bug)
+        self._rnd = random.Random(seed)
+        self._scen = _scenarios.load()
+        self._sessions: dict[int, _Session] = {}
+        self._server: asyncio.base_events.Server | None = None
+        self._ids = itertools.count(1)
+        self._chan_seq = itertools.count(0x20)
+        self._epoch = int(time.time())
+        self._active_ids: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.port = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = await asyncio.start_server(self._serve, host, port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.drop_connections()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def drop_connections(self) -> None:
+        """Close every client connection abruptly (calls keep running, like a PBX behind a flaky link)."""
+        for s in list(self._sessions.values()):
+            s.writer.transport.abort()
+        self._sessions.clear()
+
+    def behaviour(self, number: str) -> str:
+        return self.behaviours.get(number) or self.default_behaviour(number)
+
+    def originates_to(self, number: str) -> list[OriginateRecord]:
+        return [o for o in self.originates if number in o.headers.get("Channel", "")]
+
+    # ------------------------------------------------------------------ wire
+    def _send(self, session: _Session, raw: str) -> None:
+        if not session.writer.is_closing():
+            session.writer.write(raw.encode() + b"\r\n\r\n")
+
+    def _broadcast(self, raw: str) -> None:
+        self._track(raw)
+        for s in list(self._sessions.values()):
+            if s.wants(raw):
+                self._send(s, raw)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = _Session(next(self._ids), writer)
+        self._sessions[session.id] = session
+        writer.write(BANNER)
+        parser = AmiParser(expect_banner=False)
+        try:
+            while not writer.is_closing():
+                data = await reader.read(65536)
+                if not data:
+                    break
+                for action in parser.feed(data):
+                    if not await self._handle(session, action):
+                        return
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._sessions.pop(session.id, None)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    # ------------------------------------------------------------------ actions
+    async def _handle(self, s: _Session, m: AmiMessage) -> bool:
+        name = (m.get_ci("Action") or "").strip()
+        aid = m.action_id
+        ahdr: tuple[tuple[str, str], ...] = (("ActionID", aid),) if aid is not None else ()
+        lname = name.lower()
+
+        def reply(response: str, *pairs: tuple[str, str]) -> None:
+            self._send(s, _block(("Response", response), *ahdr, *pairs))
+
+        if lname == "login":
+            user, secret = m.get_ci("Username"), m.get_ci("Secret")
+            if user in self.users and self.users[user] == secret:
+                s.authenticated = True
+                reply("Success", ("Message", "Authentication accepted"))
+                self._send(s, _block(("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", "6"),
+                                     ("LastReload", "6"), ("Status", "Fully Booted")))
+                return True
+            reply("Error", ("Message", "Authentication failed"))
+            await s.writer.drain()
+            s.writer.close()
+            return False
+        if lname == "logoff":
+            reply("Goodbye", ("Message", "Thanks for all the fish."))
+            await s.writer.drain()
+            s.writer.close()
+            return False
+        if not s.authenticated:
+            reply("Error", ("Message", "Authentication Required"))
+            return True
+        if lname == "ping":
+            reply("Success", ("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}"))
+        elif lname == "events":
+            on = (m.get_ci("EventMask") or "").lower() not in ("off", "none")
+            s.events = on
+            reply("Success", ("Events", "On" if on else "Off"))
+        elif lname == "filter":
+            if (m.get_ci("Operation") or "Add").lower() != "add":
+                reply("Error", ("Message", "Unknown operation"))
+            else:
+                try:
+                    s.filters.append(re.compile(m.get_ci("Filter") or ""))
+                    reply("Success", ("Message", "Success"))
+                except re.error:
+                    reply("Error", ("Message", "Filter Not Added"))
+        elif lname == "userevent":
+            reply("Success", ("Message", "Event Sent"))
+            pairs = [("Event", "UserEvent"), ("Privilege", "user,all"), ("UserEvent", m.get_ci("UserEvent") or "")]
+            pairs += [(k, v) for k, v in m.items() if k.lower() not in ("action", "userevent")]
+            self._broadcast(_block(*pairs))
+        elif lname == "coreshowchannels":
+            reply("Success", ("EventList", "start"), ("Message", "Channels will follow"))
+            for ch in list(self.channels.values()):
+                self._send(s, _block(("Event", "CoreShowChannel"), *ahdr, *self._chan_fields(ch),
+                                     ("Duration", self._duration(ch)), ("BridgeId", "")))
+            self._send(s, _block(("Event", "CoreShowChannelsComplete"), *ahdr, ("EventList", "Complete"),
+                                 ("ListItems", str(len(self.channels)))))
+        elif lname == "status":
+            wanted = m.get_ci("Channel")
+            chans = [c for c in self.channels.values() if wanted in (None, "", c.name)]
+            if wanted and not chans:
+                reply("Error", ("Message", "No such channel"))
+                return True
+            reply("Success", ("EventList", "start"), ("Message", "Channel status will follow"))
+            for ch in chans:
+                self._send(s, _block(("Event", "Status"), ("Privilege", "Call"), *self._chan_fields(ch),
+                                     ("Type", ch.name.split("/", 1)[0]), ("Seconds", self._duration(ch, True)),
+                                     *ahdr))
+            self._send(s, _block(("Event", "StatusComplete"), *ahdr, ("EventList", "Complete"),
+                                 ("ListItems", str(len(chans))), ("Items", str(len(chans)))))
+        elif lname == "hangup":
+            target = self.channels.get(m.get_ci("Channel") or "")
+            if target is None:
+                reply("Error", ("Message", "No such channel"))
+            else:
+                reply("Success", ("Message", "Channel Hungup"))
+                self._hangup(target)
+        elif lname == "command":
+            cmd = (m.get_ci("Command") or "").strip()
+            out = {"core show version": ["Asterisk 22.10.1 (callswitch simulator)"]}.get(cmd)
+            if out is None:
+                reply("Error", ("Message", "Command output follows"), ("Output", f"No such command '{cmd}'"))
+            else:
+                reply("Success", ("Message", "Command output follows"), *[("Output", line) for line in out])
+        elif lname == "originate":
+            self._originate(s, m, reply)
+        else:
+            reply("Error", ("Message", f"Invalid/unknown command: {name}. Use Action: ListCommands to show "
+                                       "available commands."))
+        return True
+
+    # ------------------------------------------------------------------ channels
+    def _chan_fields(self, ch: _Channel) -> tuple[tuple[str, str], ...]:
+        state = {"Down": "0", "Ringing": "5", "Up": "6"}.get(ch.state, "0")
+        return (("Channel", ch.name), ("ChannelState", state), ("ChannelStateDesc", ch.state),
+                ("Uniqueid", ch.uniqueid), ("Linkedid", ch.linkedid))
+
+    @staticmethod
+    def _duration(ch: _Channel, seconds: bool = False) -> str:
+        d = int(time.monotonic() - ch.created)
+        return str(d) if seconds else time.strftime("%H:%M:%S", time.gmtime(d))
+
+    def _track(self, raw: str) -> None:
+        m = AmiMessage(raw)
+        ev = m.event
+        name = m.get("Channel")
+        if ev == "Newchannel" and name:
+            self.channels[name] = _Channel(name, m.get("Uniqueid") or "", m.get("Linkedid") or "",
+                                           m.get("ChannelStateDesc") or "Down", call=self._current_call)
+        elif ev == "Newstate" and name in self.channels:
+            self.channels[name].state = m.get("ChannelStateDesc") or ""
+        elif ev == "Hangup" and name:
+            gone = self.channels.pop(name, None)
+            if gone is not None:
+                self._active_ids.discard(gone.uniqueid)
+
+    _current_call: _Call | None = None
+
+    def _hangup(self, ch: _Channel) -> None:
+        call = ch.call
+        if call is not None and call.task is not None and not call.task.done():
+            call.hangup_requested.set()
+            if not call.waits_for_hangup:
+                call.task.cancel()
+                self._force_hangup(call)
+            return
+        self._force_hangup_channel(ch)
+
+    def _force_hangup(self, call: _Call) -> None:
+        for ch in [c for c in self.channels.values() if c.call is call]:
+            self._force_hangup_channel(ch)
+
+    def _force_hangup_channel(self, ch: _Channel) -> None:
+        base = self._chan_fields(ch)
+        self._broadcast(_block(("Event", "SoftHangupRequest"), ("Privilege", "call,all"), *base, ("Cause", "16")))
+        self._broadcast(_block(("Event", "Hangup"), ("Privilege", "call,all"), *base, ("Cause", "16"),
+                               ("Cause-txt", "Normal Clearing")))
+
+    # ------------------------------------------------------------------ originate
+    def _originate(self, s: _Session, m: AmiMessage, reply: Callable[..., None]) -> None:
+        headers = m.to_dict()
+        variables: dict[str, str] = {}
+        for item in m.getall("Variable"):
+            for part in item.split(","):  # Asterisk also accepts "A=1,B=2" in one header
+                k, _, v = part.partition("=")
+                variables[k.lstrip("_")] = v
+        rec = OriginateRecord(headers, variables, time.monotonic(), accepted=False, session=s.id)
+        self.originates.append(rec)
+        channel = m.get_ci("Channel") or ""
+        context = m.get_ci("Context") or ""
+        asynchronous = (m.get_ci("Async") or "").lower() in ("true", "yes", "1")
+        chan_id = m.get_ci("ChannelId")
+        aid = m.action_id or ""
+        tech = channel.split("/", 1)[0]
+        fail_uid = chan_id or "<unknown>"
+
+        def failure_event(reason: str = "0") -> str:
+            return _block(("Event", "OriginateResponse"), ("Privilege", "call,all"), ("ActionID", aid),
+                          ("Response", "Failure"), ("Channel", channel), ("Context", context),
+                          ("Exten", m.get_ci("Exten") or ""), ("Reason", reason), ("Uniqueid", fail_uid),
+                          *self._callerid(m))
+
+        if context not in KNOWN_CONTEXTS:
+            reply("Error", ("Message", "Extension does not exist."))
+            return
+        if tech not in KNOWN_TECHS or (chan_id is not None and chan_id in self._active_ids):
+            if chan_id is not None and chan_id in self._active_ids:
+                self.chancount_bug = True
+            if asynchronous:
+                reply("Success", ("Message", "Originate successfully queued"))
+                self._broadcast(failure_event())
+            else:
+                reply("Error", ("Message", "Originate failed"))
+            return
+        if context not in SIMULATED_CONTEXTS or tech != "PJSIP":
+            reply("Error", ("Message", f"callswitch simulator: Originate of {tech} into {context} is not simulated"))
+            return
+        rec.accepted = True
+        chan_id = chan_id or f"{self._epoch}.{next(self._ids)}"
+        self._active_ids.add(chan_id)
+        if asynchronous:
+            reply("Success", ("Message", "Originate successfully queued"))
+        call = _Call(aid, chan_id)
+        call.task = self._spawn(self._run_call(call, m, variables, asynchronous, reply))
+
+    @staticmethod
+    def _callerid(m: AmiMessage) -> tuple[tuple[str, str], ...]:
+        cid = m.get_ci("CallerID") or ""
+        mt = re.match(r'\s*"?([^"<]*)"?\s*<([^>]*)>', cid)
+        if mt:
+            return (("CallerIDNum", mt.group(2)), ("CallerIDName", mt.group(1).strip()))
+        return (("CallerIDNum", cid or "<unknown>"), ("CallerIDName", "<unknown>"))
+
+    def _pick_scenario(self, agent: str, customer: str) -> tuple[str, dict[str, str]]:
+        a = self.behaviour(agent)
+        if a in ("accept",):
+            c = self.behaviour(customer)
+            key = {"hangs_up": "accept/customer_hangs_up", "stays": "accept/customer_stays",
+                   "noanswer": "accept/customer_noanswer", "busy": "accept/customer_busy"}.get(c, "accept/customer_404")
+            return key, {}
+        if a == "unallocated":  # carrier rejects the agent with 404: the busy capture, causes swapped
+            return "busy", {"Cause: 17": "Cause: 1", "TechCause: 486": "TechCause: 404",
+                            "DialStatus: BUSY": "DialStatus: NOANSWER", "Disposition: BUSY": "Disposition: NO ANSWER",
+                            "Cause-txt: User busy": "Cause-txt: Unallocated (unassigned) number"}
+        if a not in AGENT_BEHAVIOURS:
+            raise ValueError(f"unknown agent behaviour {a!r}")
+        return a, {}
+
+    async def _run_call(self, call: _Call, m: AmiMessage, variables: dict[str, str], asynchronous: bool,
+                        reply: Callable[..., None]) -> None:
+        channel = m.get_ci("Channel") or ""
+        dest = channel.split("/", 1)[1]
+        agent, _, endpoint = dest.partition("@")
+        endpoint = endpoint or agent
+        customer = variables.get("CS_CUSTOMER", "")
+        cust_dial = variables.get("CS_CUSTOMER_DIAL", "")
+        cust_dest = cust_dial.split("/", 1)[1] if "/" in cust_dial else f"{customer}@{endpoint}"
+        customer = customer or cust_dest.split("@", 1)[0]
+        key, extra = self._pick_scenario(agent, customer)
+        sc = self._scen[key]
+        subst = self._substitutions(sc, call, m, agent, endpoint, customer, cust_dest)
+        subst.update(extra)
+        pattern = re.compile("|".join(re.escape(k) for k in sorted(subst, key=len, reverse=True)))
+        request_id = variables.get("CS_REQUEST_ID", call.action_id)
+        attempt = variables.get("CS_ATTEMPT", "1")
+        messages: list[tuple[float, str]] = []
+        for t, raw in sc["messages"]:
+            raw = pattern.sub(lambda mt: subst[mt.group(0)], raw)
+            for out in self._rewrite_userevents(raw, request_id, attempt, call.channel_id):
+                messages.append((t, out))
+        timeout_ms = m.get_ci("Timeout")
+        stretch = 1.0
+        if key == "noanswer" and timeout_ms and timeout_ms.isdigit():
+            stretch = int(timeout_ms) / 8000.0
+        if self.reorder:
+            for i in range(len(messages) - 1):
+                if self._rnd.random() < self.reorder:
+                    (t1, r1), (t2, r2) = messages[i], messages[i + 1]
+                    messages[i], messages[i + 1] = (t1, r2), (t2, r1)  # keep the times, swap the events
+        wait_at = sc.get("wait_for_hangup_at")
+        call.waits_for_hangup = wait_at is not None
+        prev = 0.0
+        resumed_offset = 0.0
+        try:
+            for i, (t, raw) in enumerate(messages):
+                if wait_at is not None and i == self._index_after(sc, wait_at, messages):
+                    await call.hangup_requested.wait()
+                    resumed_offset = t - prev
+                delay = max(0.0, (t - prev - resumed_offset) * stretch * self.time_scale)
+                resumed_offset = 0.0
+                prev = t
+                if delay:
+                    await asyncio.sleep(delay)
+                if not asynchronous and raw.startswith("Event: OriginateResponse"):
+                    ok = "Response: Success" in raw
+                    if ok:
+                        reply("Success", ("Message", "Originate successfully queued"))
+                    else:
+                        reply("Error", ("Message", "Originate failed"))
+                    continue
+                self._current_call = call
+                try:
+                    self._broadcast(raw)
+                finally:
+                    self._current_call = None
+        finally:
+            self._active_ids.discard(call.channel_id)
+
+    @staticmethod
+    def _index_after(sc: dict[str, Any], wait_at: int, messages: list[tuple[float, str]]) -> int:
+        # wait_for_hangup_at counts original messages; UserEvent rewriting may insert extra ones before it
+        original_t = sc["messages"][wait_at][0] if wait_at < len(sc["messages"]) else messages[-1][0]
+        for i, (t, _raw) in enumerate(messages):
+            if t >= original_t:
+                return i
+        return len(messages)
+
+    def _substitutions(self, sc: dict[str, Any], call: _Call, m: AmiMessage, agent: str, endpoint: str,
+                       customer: str, cust_dest: str) -> dict[str, str]:
+        subst: dict[str, str] = {}
+        text = "\r\n\r\n".join(raw for _t, raw in sc["messages"])
+        for name in sorted(set(re.findall(r"PJSIP/carrier-[0-9a-f]{8}", text))):
+            is_agent = f"Uniqueid: {sc['channel_id']}" in text.split(name + "\r\n", 1)[1][:600]
+            ep = endpoint if is_agent else cust_dest.split("@", 1)[-1]
+            subst[name] = f"PJSIP/{ep}-{next(self._chan_seq):08x}"
+        for uid in sorted(set(re.findall(r"\b1795\d{6}\.\d+\b", text))):
+            subst[uid] = f"{self._epoch}.{next(self._ids)}"
+        for bridge in sorted(set(re.findall(_UUID, text))):
+            subst[bridge] = str(uuid.uuid4())
+        subst[sc["channel_id"]] = call.channel_id
+        subst[f"ActionID: {sc['action_id']}\r\n"] = f"ActionID: {call.action_id}\r\n"
+        subst[f"{sc['agent']}@carrier"] = f"{agent}@{endpoint}"
+        subst[f"PJSIP/{sc['agent']}@carrier"] = f"PJSIP/{agent}@{endpoint}"
+        if sc["customer"] and customer:
+            subst[f"{sc['customer']}@carrier"] = cust_dest
+            subst[sc["customer"]] = customer
+        subst["Device: PJSIP/carrier\r\n"] = f"Device: PJSIP/{endpoint}\r\n"
+        subst["Context: cs-ref-whisper"] = "Context: callswitch-agent"
+        cid = dict(self._callerid(m))
+        subst["CallerIDName: Web Callback"] = f"CallerIDName: {cid['CallerIDName']}"
+        return subst
+
+    @staticmethod
+    def _rewrite_userevents(raw: str, request_id: str, attempt: str, channel_id: str) -> list[str]:
+        """Reference dialplan UserEvents -> the shipped dialplan's; add the events it emits in addition."""
+        ids = f"RequestId: {request_id}\r\nAttempt: {attempt}"
+        if raw.startswith("Event: UserEvent") and "\r\nUserEvent: Callback" in raw:
+            head, _, tail = raw.partition("\r\nUserEvent: ")
+            fields = AmiMessage(tail).to_dict()
+            name = tail.split("\r\n", 1)[0]
+            if name == "CallbackAgentAnswered":
+                return [f"{head}\r\nUserEvent: CallswitchAgentAnswered\r\n{ids}\r\nLeg: agent"]
+            if name == "CallbackAccepted":
+                return [f"{head}\r\nUserEvent: CallswitchAccepted\r\n{ids}\r\nDigit: 1"]
+            if name == "CallbackDeclined":
+                digit = fields.get("Digit", "")
+                reason = "DECLINED" if digit == "2" else ("TIMEOUT" if digit == "" else "INVALID")
+                return [f"{head}\r\nUserEvent: CallswitchDeclined\r\n{ids}\r\nReason: {reason}\r\nDigit: {digit}"
+                        f"\r\nReadStatus: {fields.get('ReadStatus', '')}"]
+            if name == "CallbackCustomerResult":
+                status = fields.get("DIALSTATUS", "")
+                cause = {"ANSWER": "16", "BUSY": "17", "NOANSWER": "0", "CHANUNAVAIL": "1"}.get(status, "0")
+                return [f"{head}\r\nUserEvent: CallswitchCustomerResult\r\n{ids}\r\nDialStatus: {status}"
+                        f"\r\nCause: {cause}"]
+        if raw.startswith("Event: DialBegin") and f"\r\nUniqueid: {channel_id}\r\n" in raw and "DestChannel" in raw:
+            # agent-first: the agent channel (Channel: ...) dials the customer
+            head = raw.split("\r\nDestChannel:", 1)[0].replace("Event: DialBegin", "Event: UserEvent", 1)
+            head = head.replace("Privilege: call,all", "Privilege: user,all", 1)
+            return [f"{head}\r\nUserEvent: CallswitchCustomerDialing\r\n{ids}", raw]
+        if raw.startswith("Event: Hangup\r\n") and f"\r\nUniqueid: {channel_id}\r\n" in raw:
+            head = raw.split("\r\nCause:", 1)[0].replace("Event: Hangup", "Event: UserEvent", 1)
+            head = head.replace("Privilege: call,all", "Privilege: user,all", 1)
+            cause = AmiMessage(raw).get("Cause") or ""
+            return [f"{head}\r\nUserEvent: CallswitchLegEnded\r\n{ids}\r\nLeg: agent\r\nStep: \r\nCause: {cause}", raw]
+        return [raw]
