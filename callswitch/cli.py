@@ -168,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo)
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=_version)
+    from callswitch.routing.cli import register as register_rules
+
+    register_rules(sub)
     return parser
 
 

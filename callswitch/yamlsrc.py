@@ -23,6 +23,7 @@ import yaml
 PathKey = str | int
 YamlPath = tuple[PathKey, ...]
 T = TypeVar("T")
+_Str = str  # Node.str() shadows the builtin inside the class body
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,11 @@ class _Builder:
         if not isinstance(node, yaml.ScalarNode):
             self.problems.append(Problem(self.loc(node), path, "a mapping key must be a plain value"))
             return None
-        value = _CONSTRUCTOR.construct_object(node, deep=True)
+        try:
+            value = _CONSTRUCTOR.construct_object(node, deep=True)
+        except (ValueError, yaml.constructor.ConstructorError) as exc:  # e.g. a date like 2025-13-01
+            self.problems.append(Problem(self.loc(node), path, f"invalid value: {exc}"))
+            return None
         if self.interpolate_env and isinstance(value, str) and "${" in value:
             value = self.interpolate(value, node, path)
         return value
@@ -363,11 +368,13 @@ class Node:
 
     def bool(self, default: Any = MISSING) -> Any:
         v = self._get(default)
+        if v is default and default is not MISSING:
+            return v
         if not isinstance(v, bool):
             raise self.fail(f"expected true or false, got {_kind(v)}")
         return v
 
-    def choice(self, options: list[str] | tuple[str, ...], default: Any = MISSING) -> Any:
+    def choice(self, options: list[_Str] | tuple[_Str, ...], default: Any = MISSING) -> Any:
         v = self._get(default)
         if v is default and default is not MISSING:
             return v
@@ -385,11 +392,11 @@ class Node:
             out.append(item.str())
         return out
 
-    def convert(self, fn: Callable[[Any], T], what: str, default: Any = MISSING) -> T:
+    def convert(self, fn: Callable[[Any], T], what: _Str, default: Any = MISSING) -> T:
         """Apply ``fn`` to the raw value; a ValueError becomes ``not <what>: <reason>``."""
         v = self._get(default)
         if v is default and default is not MISSING:
-            return v  # type: ignore[no-any-return]
+            return v  # type: ignore[no-any-return,unused-ignore]
         try:
             return fn(v)
         except (ValueError, TypeError) as exc:

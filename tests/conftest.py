@@ -69,3 +69,15 @@ async def clean_db(database_dsn: str) -> AsyncIterator[str]:
     finally:
         await conn.close()
     yield database_dsn
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    """CLI tests configure structlog onto pytest's captured streams; undo that after each test."""
+    yield
+    import logging
+
+    import structlog
+
+    structlog.reset_defaults()
+    logging.getLogger().handlers[:] = []
