@@ -16,6 +16,8 @@ from pathlib import Path
 
 from callswitch import __version__, logs
 from callswitch.config import Config, ConfigError, load_config
+from callswitch.routing.reload import RulesHolder
+from callswitch.yamlsrc import SourceError
 
 Handler = Callable[[argparse.Namespace], int]
 EX_CONFIG = 78
@@ -50,7 +52,23 @@ def _serve(args: argparse.Namespace) -> int:
         return EX_CONFIG
     from callswitch.daemon import serve
 
-    return asyncio.run(serve(config))
+    rules = _load_rules(config)
+    if rules is False:
+        return EX_CONFIG
+    return asyncio.run(serve(config, rules=rules if isinstance(rules, RulesHolder) else None))
+
+
+def _load_rules(config: Config) -> RulesHolder | bool | None:
+    """The routing rules, None without a routing file, False (after printing why) if invalid."""
+    from callswitch.daemon import load_rules
+
+    try:
+        return load_rules(config)
+    except SourceError as exc:
+        print(f"callswitch: invalid routing rules ({len(exc.problems)} problem(s)):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return False
 
 
 async def _migrate_async(dsn: str) -> list[int]:
@@ -120,6 +138,10 @@ def _check(args: argparse.Namespace) -> int:
     config = _load(args)
     results.append(("configuration", config is not None, "valid" if config else "invalid (see above)"))
     if config is not None:
+        if config.routing_file:
+            rules = _load_rules(config)
+            results.append(("routing rules", rules is not False,
+                            f"{config.routing_file} valid" if rules is not False else "invalid (see above)"))
         if config.database.dsn:
             ok, detail = asyncio.run(_check_database(config.database.dsn))
             results.append(("postgres", ok, detail))
@@ -141,8 +163,11 @@ def _demo(args: argparse.Namespace) -> int:
     if args.port:
         http = replace(config.http, port=args.port, public_url=f"http://{config.http.host}:{args.port}")
         config = replace(config, http=http)
+    rules = _load_rules(config)
+    if rules is False:
+        return EX_CONFIG
     logs.configure(config.logging.level, "console" if sys.stderr.isatty() else config.logging.format)
-    return run_demo(config, Path(args.var))
+    return run_demo(config, Path(args.var), rules if isinstance(rules, RulesHolder) else None)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,6 +17,7 @@ import asyncpg
 from callswitch.config import Config
 from callswitch.daemon import serve
 from callswitch.pgcluster import ClusterError, LocalCluster
+from callswitch.routing.reload import RulesHolder
 
 DEMO_DB = "callswitch_demo"
 
@@ -49,16 +50,16 @@ def _banner(config: Config) -> str:
     ])
 
 
-async def _serve_demo(config: Config, server_dsn: str | None) -> int:
+async def _serve_demo(config: Config, server_dsn: str | None, rules: RulesHolder | None) -> int:
     if server_dsn is not None:
         await _ensure_database(server_dsn)
     print(_banner(config), flush=True)
-    return await serve(config)
+    return await serve(config, rules=rules)
 
 
-def run_demo(config: Config, var: Path) -> int:
+def run_demo(config: Config, var: Path, rules: RulesHolder | None = None) -> int:
     if config.database.dsn:
-        return asyncio.run(_serve_demo(config, None))
+        return asyncio.run(_serve_demo(config, None, rules))
     cluster = LocalCluster(var.resolve() / "pg", durable=True)
     with contextlib.suppress(ClusterError):
         cluster.stop("immediate")  # a cluster left running by a killed demo
@@ -69,6 +70,6 @@ def run_demo(config: Config, var: Path) -> int:
         return 1
     config = replace(config, database=replace(config.database, dsn=cluster.dsn(DEMO_DB)))
     try:
-        return asyncio.run(_serve_demo(config, cluster.dsn()))
+        return asyncio.run(_serve_demo(config, cluster.dsn(), rules))
     finally:
         cluster.stop()

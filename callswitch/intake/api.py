@@ -17,6 +17,7 @@ from callswitch import callback as states
 from callswitch.config import Config, SiteConfig
 from callswitch.db.pool import DatabaseUnavailable
 from callswitch.intake import keys, store
+from callswitch.intake.decision import decide, to_request
 from callswitch.intake.http import ApiError, client_ip, json_response
 from callswitch.intake.ratelimit import TokenBuckets
 from callswitch.intake.validation import FieldError, InvalidRequest, form_to_body, validate_body
@@ -149,6 +150,8 @@ def public_status(row: Any) -> dict[str, Any]:
         out["scheduled_for"] = row["due_at"].isoformat()
     if row["outcome"]:
         out["outcome"] = row["outcome"]
+    if state == states.REJECTED and row["outcome_detail"]:
+        out["message"] = row["outcome_detail"]
     return out
 
 
@@ -211,8 +214,11 @@ async def create_callback(request: web.Request) -> web.StreamResponse:
             user_agent=(request.headers.get("User-Agent") or "")[:500] or None,
             idempotency_key=idem.strip() if idem else None,
         )
+        holder = app[keys.RULES]
+        plan = holder.route(to_request(site.id, inp, now), now) if holder is not None and holder.loaded else None
+        decision = decide(plan, inp, now)
         try:
-            stored = await store.store_callback(app[keys.DB], site, inp, meta, config.rate_limits.per_phone, now)
+            stored = await store.store_callback(app[keys.DB], site, inp, meta, config.rate_limits.per_phone, decision)
         except store.PhoneRateLimited as exc:
             raise ApiError(
                 429, "rate_limited", "too many requests for this phone number",
@@ -237,7 +243,7 @@ async def create_callback(request: web.Request) -> web.StreamResponse:
         raise
 
     metrics.accepted(site.id, stored.created)
-    status = 202 if stored.created or stored.replayed else 200
+    status = 202 if (stored.created or stored.replayed) and stored.state != states.REJECTED else 200
     if stored.created:
         log.info(
             "callback_accepted", callback_id=str(stored.id), site=site.id, state=stored.state,
@@ -252,6 +258,8 @@ async def create_callback(request: web.Request) -> web.StreamResponse:
         "message": STATE_MESSAGES[stored.state],
         "duplicate": not stored.created and not stored.replayed,
     }
+    if stored.state == states.REJECTED and decision.reject_message:
+        payload["message"] = decision.reject_message
     if stored.state == states.SCHEDULED:
         payload["scheduled_for"] = stored.due_at.isoformat()
     headers = {"Location": payload["status_url"]}

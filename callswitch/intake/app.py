@@ -15,6 +15,7 @@ from callswitch.db.pool import Database
 from callswitch.intake import admin, api, keys
 from callswitch.intake.http import cors_middleware, error_middleware, json_response
 from callswitch.metrics import Metrics
+from callswitch.routing.reload import RulesHolder
 
 
 @cache
@@ -35,7 +36,9 @@ async def _healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
-def create_app(config: Config, db: Database, metrics: Metrics | None = None) -> web.Application:
+def create_app(
+    config: Config, db: Database, metrics: Metrics | None = None, rules: RulesHolder | None = None
+) -> web.Application:
     app = web.Application(
         client_max_size=config.http.max_body_bytes,
         middlewares=[error_middleware(), cors_middleware(config)],
@@ -45,6 +48,7 @@ def create_app(config: Config, db: Database, metrics: Metrics | None = None) -> 
     app[keys.METRICS] = metrics or Metrics()
     app[keys.LIMITS] = api.IntakeLimits(config)
     app[keys.TRUSTED_PROXIES] = api.trusted_networks(config)
+    app[keys.RULES] = rules
     app.router.add_post("/v1/callbacks", api.create_callback)
     app.router.add_get("/v1/callbacks/{id}", api.get_callback)
     app.router.add_post("/v1/callbacks/{id}/cancel", api.cancel_callback)

@@ -13,10 +13,12 @@ from callswitch.metrics import Metrics
 
 if TYPE_CHECKING:
     from callswitch.intake.api import IntakeLimits
+    from callswitch.routing.reload import RulesHolder
 
 CONFIG = web.AppKey("config", Config)
 DB = web.AppKey("db", Database)
 METRICS = web.AppKey("metrics", Metrics)
 LIMITS: web.AppKey[IntakeLimits] = web.AppKey("limits")
 TRUSTED_PROXIES: web.AppKey[list[ipaddress.IPv4Network | ipaddress.IPv6Network]] = web.AppKey("trusted_proxies")
+RULES: web.AppKey[RulesHolder | None] = web.AppKey("rules")
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -20,6 +20,7 @@ from callswitch import callback as states
 from callswitch.config import RateLimit, SiteConfig
 from callswitch.db.pool import Database, DatabaseUnavailable, is_unavailable
 from callswitch.db.queries import QUERIES as Q
+from callswitch.intake.decision import IntakeDecision
 from callswitch.intake.validation import CallbackInput
 
 
@@ -59,17 +60,14 @@ async def store_callback(
     inp: CallbackInput,
     meta: RequestMeta,
     per_phone: RateLimit | None,
-    now: datetime,
+    decision: IntakeDecision,
 ) -> Stored:
     """Store a validated request, or return the existing one (duplicate / idempotent retry)."""
     request_id = uuid.uuid4()
-    deferred = inp.preferred_at is not None and inp.preferred_at > now
-    state = states.SCHEDULED if deferred else states.QUEUED
     attrs = dict(inp.attributes)
     size = attrs.get("company_size")
-    detail: dict[str, Any] = {"page_url": inp.page_url}
-    if deferred and inp.preferred_at is not None:
-        detail["preferred_at"] = inp.preferred_at.isoformat()
+    detail: dict[str, Any] = {"page_url": inp.page_url, **decision.event_detail()}
+    rejected = decision.state == states.REJECTED
     try:
         async with db.acquire() as conn:
             row = await conn.fetchrow(
@@ -82,9 +80,10 @@ async def store_callback(
                 size if isinstance(size, int) and not isinstance(size, bool) else None,
                 inp.language, attrs, inp.consent, inp.preferred_at,
                 meta.client_ip, meta.user_agent, meta.idempotency_key, inp.fingerprint(site.id),
-                state, inp.preferred_at if deferred else None,
+                decision.state, decision.due_at,
                 per_phone.count if per_phone else None, per_phone.period if per_phone else None,
-                detail,
+                detail, decision.rule, decision.destination, list(decision.chain),
+                "rejected" if rejected else None, decision.reject_message,
             )
     except asyncpg.UniqueViolationError:
         # Only possible if the advisory lock was bypassed (e.g. a manual insert): report the winner.

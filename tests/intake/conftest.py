@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from callswitch.config import load_config
 from callswitch.db.pool import Database
 from callswitch.intake.app import create_app
+from callswitch.routing.reload import RulesHolder
 
 CONFIG = """
 http:
@@ -60,6 +61,7 @@ async def make_client(clean_db: str, tmp_path: Path) -> AsyncIterator[ClientFact
         per_phone: str = "3/hour",
         per_site: str = "1000/minute",
         dsn: str | None = None,
+        routing: str | None = None,
     ) -> TestClient:
         path = tmp_path / f"callswitch-{len(clients)}.yaml"
         path.write_text(
@@ -67,11 +69,17 @@ async def make_client(clean_db: str, tmp_path: Path) -> AsyncIterator[ClientFact
             .replace("{per_site}", per_site)
         )
         config = load_config(path, env={"TEST_DSN": dsn or clean_db})
+        holder = None
+        if routing is not None:
+            rules_path = tmp_path / f"routing-{len(clients)}.yaml"
+            rules_path.write_text(textwrap.dedent(routing))
+            holder = RulesHolder(rules_path)
+            assert holder.reload(), holder.last_error
         db = Database(config.database)
         with contextlib.suppress(OSError):  # tests of an unreachable database
             await db.connect()
         dbs.append(db)
-        client = TestClient(TestServer(create_app(config, db)))
+        client = TestClient(TestServer(create_app(config, db, rules=holder)))
         await client.start_server()
         clients.append(client)
         return client

@@ -4,7 +4,7 @@
 -- One statement, one commit: see migration 0002 (callswitch_store_request).
 SELECT * FROM callswitch_store_request(
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-    $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)
+    $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)
 
 -- name: insert_event
 INSERT INTO callback_events (request_id, event, from_state, to_state, actor, detail)
@@ -19,7 +19,7 @@ FROM callback_requests
 WHERE site = $1 AND phone_e164 = $2 AND finished_at IS NULL
 
 -- name: get_public_status
-SELECT id, site, state, due_at, outcome, created_at, finished_at
+SELECT id, site, state, due_at, outcome, outcome_detail, created_at, finished_at
 FROM callback_requests
 WHERE id = $1
 
@@ -29,7 +29,7 @@ UPDATE callback_requests
 SET state = 'cancelled', state_changed_at = now(), finished_at = now(),
     outcome = 'cancelled', outcome_detail = $2
 WHERE id = $1 AND state = ANY($3::text[])
-RETURNING id, site, state, due_at, outcome, created_at, finished_at
+RETURNING id, site, state, due_at, outcome, outcome_detail, created_at, finished_at
 
 -- name: lock_request
 SELECT id, site, state FROM callback_requests WHERE id = $1 FOR UPDATE
