@@ -1,0 +1,1 @@
+"""Dialer: turns stored requests into connected calls through Asterisk."""
