@@ -86,11 +86,25 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class AmiConfig:
+    name: str = "pbx"
     host: str = "127.0.0.1"
     port: int = 5038
     username: str = "callswitch"
     secret: str = field(default="", repr=False)
     ping_interval: float = 10.0
+
+
+@dataclass(frozen=True)
+class DialingConfig:
+    node: str = ""  # this daemon's name in leases; default host-pid
+    max_concurrent_calls: int | None = 20  # all daemons together
+    max_calls_per_destination: int | None = None
+    lease_seconds: float = 30.0
+    poll_interval: float = 5.0  # look for due work this often even without a notification
+    customer_retries: int = 2  # further attempts after the visitor was busy / did not answer
+    retry_backoff: tuple[float, ...] = (300.0, 900.0)
+    max_age: float = 86400.0  # a request not connected by then expires
+    customer_timeout: int = 30  # seconds the visitor's phone rings
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,8 @@ class Config:
     routing_file: str | None
     rate_limits: RateLimits
     sites: dict[str, SiteConfig]
+    dialing: DialingConfig = DialingConfig()
+    ami_servers: tuple[AmiConfig, ...] = ()  # all Asterisk servers; ``ami`` is the first
 
     def site_by_key(self, site_key: str) -> SiteConfig | None:
         for site in self.sites.values():
@@ -278,7 +294,8 @@ def _parse(issues: Issues, path: Path) -> Config | None:
 
     http = collect(lambda: _parse_http(top["http"].mapping(required=False))) or HttpConfig()
     database = collect(lambda: _parse_database(top["database"].mapping(required=False))) or DatabaseConfig()
-    ami = collect(lambda: _parse_ami(top["ami"].mapping(required=False))) or AmiConfig()
+    ami_servers = _parse_ami_servers(top["ami"])
+    ami = ami_servers[0]
     logging = collect(lambda: _parse_logging(top["logging"].mapping(required=False))) or LoggingConfig()
 
     admin_token: str | None = None
@@ -320,7 +337,7 @@ def _parse(issues: Issues, path: Path) -> Config | None:
                 sites_node[site_id]["site_key"].fail(f"same site_key as site {seen[site.site_key]!r}")
             seen[site.site_key] = site_id
 
-    top["dialing"].mapping(required=False)  # section reserved for the dialer
+    dialing = collect(lambda: _parse_dialing(top["dialing"].mapping(required=False))) or DialingConfig()
     return Config(
         file=str(path),
         http=http,
@@ -331,6 +348,8 @@ def _parse(issues: Issues, path: Path) -> Config | None:
         routing_file=routing_file,
         rate_limits=rate_limits,
         sites=sites,
+        dialing=dialing,
+        ami_servers=ami_servers,
     )
 
 
@@ -382,14 +401,69 @@ def _parse_database(n: Node) -> DatabaseConfig:
     return DatabaseConfig(dsn, lo if lo is not None else 2, hi or 10, ct or 5.0, qt or 10.0)
 
 
-def _parse_ami(n: Node) -> AmiConfig:
-    n.mapping({"host", "port", "username", "secret", "ping_interval"})
+def _parse_ami_servers(n: Node) -> tuple[AmiConfig, ...]:
+    """``ami:`` is one server (a mapping) or several (a list of mappings, each with a ``name``)."""
+    if isinstance(n.value, list):
+        servers = []
+        for item in n.sequence():
+            server = collect(lambda i=item: _parse_ami(i.mapping(), named=True))  # type: ignore[misc]
+            if server is not None:
+                servers.append(server)
+        if not servers and not n.value:
+            n.fail("list at least one Asterisk server")
+        names = [s.name for s in servers]
+        for i, name in enumerate(names):
+            if names.index(name) != i:
+                n[i]["name"].fail(f"two servers are named {name!r}")
+        return tuple(servers) or (AmiConfig(),)
+    single = collect(lambda: _parse_ami(n.mapping(required=False)))
+    return (single or AmiConfig(),)
+
+
+def _parse_ami(n: Node, named: bool = False) -> AmiConfig:
+    n.mapping({"name", "host", "port", "username", "secret", "ping_interval"})
     return AmiConfig(
+        name=(n["name"].str() if named else collect(lambda: n["name"].str("pbx"))) or "pbx",
         host=collect(lambda: n["host"].str("127.0.0.1")) or "127.0.0.1",
         port=collect(lambda: n["port"].int(5038, min=1, max=65535)) or 5038,
         username=collect(lambda: n["username"].str("callswitch")) or "callswitch",
         secret=collect(lambda: n["secret"].str("", nonempty=False)) or "",
         ping_interval=collect(lambda: n["ping_interval"].convert(parse_duration, "a duration", 10.0)) or 10.0,
+    )
+
+
+def _parse_dialing(n: Node) -> DialingConfig:
+    n.mapping({
+        "node", "max_concurrent_calls", "max_calls_per_destination", "lease", "poll_interval", "customer_retries",
+        "retry_backoff", "max_age", "customer_timeout",
+    })
+    d = DialingConfig()
+    backoff: list[float] = []
+    for item in n["retry_backoff"].sequence(required=False):
+        v = collect(lambda i=item: i.convert(parse_duration, "a duration"))  # type: ignore[misc]
+        if v is not None:
+            backoff.append(v)
+
+    def optional_int(key: str, default: int | None) -> int | None:
+        node = n[key]
+        if node.present and node.value is None:
+            return None
+        return collect(lambda: node.int(default, min=1))
+
+    return DialingConfig(
+        node=collect(lambda: n["node"].str("")) or "",
+        max_concurrent_calls=optional_int("max_concurrent_calls", d.max_concurrent_calls),
+        max_calls_per_destination=optional_int("max_calls_per_destination", d.max_calls_per_destination),
+        lease_seconds=collect(lambda: n["lease"].convert(parse_duration, "a duration", d.lease_seconds))
+        or d.lease_seconds,
+        poll_interval=collect(lambda: n["poll_interval"].convert(parse_duration, "a duration", d.poll_interval))
+        or d.poll_interval,
+        customer_retries=collect(lambda: n["customer_retries"].int(d.customer_retries, min=0, max=20))
+        or 0,
+        retry_backoff=tuple(backoff) if n["retry_backoff"].present else d.retry_backoff,
+        max_age=collect(lambda: n["max_age"].convert(parse_duration, "a duration", d.max_age)) or d.max_age,
+        customer_timeout=collect(lambda: n["customer_timeout"].int(d.customer_timeout, min=5, max=300))
+        or d.customer_timeout,
     )
 
 

@@ -123,3 +123,37 @@ def test_durations_and_rates() -> None:
     assert parse_rate("off") is None
     with pytest.raises(ValueError):
         parse_rate("0/minute")
+
+
+def test_dialing_section_and_several_asterisk_servers(tmp_path: Path) -> None:
+    text = BASE.replace("ami:\n  secret: ${AMI_SECRET}\n", """\
+ami:
+  - {name: pbx1, host: 10.0.0.1, secret: "${AMI_SECRET}"}
+  - {name: pbx2, host: 10.0.0.2, port: 5039, secret: "${AMI_SECRET}"}
+dialing:
+  max_concurrent_calls: 40
+  max_calls_per_destination: ~
+  retry_backoff: [1m, 10m, 1h]
+  max_age: 2d
+""")
+    config = load_config(write(tmp_path, text), env={"AMI_SECRET": "s"})
+    assert [(s.name, s.host, s.port) for s in config.ami_servers] == [("pbx1", "10.0.0.1", 5038),
+                                                                       ("pbx2", "10.0.0.2", 5039)]
+    assert config.ami is config.ami_servers[0]
+    assert config.dialing.max_concurrent_calls == 40 and config.dialing.max_calls_per_destination is None
+    assert config.dialing.retry_backoff == (60, 600, 3600) and config.dialing.max_age == 172800
+
+
+def test_duplicate_server_names_and_bad_dialing_values(tmp_path: Path) -> None:
+    text = BASE.replace("ami:\n  secret: ${AMI_SECRET}\n", """\
+ami:
+  - {name: pbx, host: a}
+  - {name: pbx, host: b}
+dialing:
+  retry_backoff: [soon]
+  customer_retries: -1
+""")
+    errs = errors_of(write(tmp_path, text))
+    assert any("ami[1].name: two servers are named 'pbx'" in e for e in errs), errs
+    assert any("dialing.retry_backoff[0]: not a duration" in e for e in errs), errs
+    assert any("dialing.customer_retries: must be at least 0" in e for e in errs), errs
