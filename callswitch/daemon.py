@@ -19,6 +19,7 @@ from aiohttp import web
 from callswitch.config import Config
 from callswitch.db.migrate import migrate
 from callswitch.db.pool import Database, is_unavailable
+from callswitch.db.wakeup import WorkSignal
 from callswitch.intake.app import create_app
 from callswitch.logs import get_logger
 from callswitch.metrics import Metrics
@@ -34,6 +35,7 @@ class Service:
     metrics: Metrics = field(default_factory=Metrics)
     db: Database | None = None
     rules: RulesHolder | None = None
+    work: WorkSignal | None = None
     runner: web.AppRunner | None = None
     schema_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -45,7 +47,9 @@ class Service:
         if self.rules is not None:
             self._tasks.append(asyncio.get_running_loop().create_task(
                 watch_file(self.rules, on_reload=lambda ok: self._log_reload(ok, "file changed"))))
-        app = create_app(self.config, self.db, self.metrics, rules=self.rules)
+        self.work = WorkSignal(self.db)
+        self._tasks.append(asyncio.get_running_loop().create_task(self.work.run()))
+        app = create_app(self.config, self.db, self.metrics, rules=self.rules, work=self.work)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.config.http.host, self.config.http.port, backlog=512)

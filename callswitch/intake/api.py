@@ -218,7 +218,8 @@ async def create_callback(request: web.Request) -> web.StreamResponse:
         plan = holder.route(to_request(site.id, inp, now), now) if holder is not None and holder.loaded else None
         decision = decide(plan, inp, now)
         try:
-            stored = await store.store_callback(app[keys.DB], site, inp, meta, config.rate_limits.per_phone, decision)
+            stored = await store.store_callback(app[keys.WRITER], site, inp, meta, config.rate_limits.per_phone,
+                                                decision)
         except store.PhoneRateLimited as exc:
             raise ApiError(
                 429, "rate_limited", "too many requests for this phone number",
@@ -243,6 +244,9 @@ async def create_callback(request: web.Request) -> web.StreamResponse:
         raise
 
     metrics.accepted(site.id, stored.created)
+    work = app[keys.WORK]
+    if stored.created and work is not None and stored.state in (states.QUEUED, states.SCHEDULED):
+        work.poke()
     status = 202 if (stored.created or stored.replayed) and stored.state != states.REJECTED else 200
     if stored.created:
         log.info(

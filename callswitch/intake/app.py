@@ -12,8 +12,10 @@ from aiohttp import web
 
 from callswitch.config import Config
 from callswitch.db.pool import Database
+from callswitch.db.wakeup import WorkSignal
 from callswitch.intake import admin, api, keys
 from callswitch.intake.http import cors_middleware, error_middleware, json_response
+from callswitch.intake.store import BatchWriter
 from callswitch.metrics import Metrics
 from callswitch.routing.reload import RulesHolder
 
@@ -37,7 +39,11 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 def create_app(
-    config: Config, db: Database, metrics: Metrics | None = None, rules: RulesHolder | None = None
+    config: Config,
+    db: Database,
+    metrics: Metrics | None = None,
+    rules: RulesHolder | None = None,
+    work: WorkSignal | None = None,
 ) -> web.Application:
     app = web.Application(
         client_max_size=config.http.max_body_bytes,
@@ -45,10 +51,12 @@ def create_app(
     )
     app[keys.CONFIG] = config
     app[keys.DB] = db
+    app[keys.WRITER] = BatchWriter(db)
     app[keys.METRICS] = metrics or Metrics()
     app[keys.LIMITS] = api.IntakeLimits(config)
     app[keys.TRUSTED_PROXIES] = api.trusted_networks(config)
     app[keys.RULES] = rules
+    app[keys.WORK] = work
     app.router.add_post("/v1/callbacks", api.create_callback)
     app.router.add_get("/v1/callbacks/{id}", api.get_callback)
     app.router.add_post("/v1/callbacks/{id}/cancel", api.cancel_callback)

@@ -1,14 +1,16 @@
 """Storing callback requests: one transaction per request, nothing half-written.
 
-The request row, its first audit event and the dialer's wake-up notification are
-committed together, by one call of the SQL function ``callswitch_store_request``
-(migration 0002): one round trip per request. Per phone number, requests are serialised
+The request row and its first audit event are
+committed together by the SQL function ``callswitch_store_request`` (migrations 0002,
+0003, 0005), called for a batch of concurrent requests at once by :class:`BatchWriter`. Dialers are woken after the
+commit (:mod:`callswitch.db.wakeup`). Per phone number, requests are serialised
 with a transaction-level advisory lock so that duplicates and the per-phone limit are
 decided exactly even when two daemons receive the same request at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,8 +56,71 @@ def _unavailable(exc: BaseException) -> DatabaseUnavailable:
     return exc if isinstance(exc, DatabaseUnavailable) else DatabaseUnavailable(str(exc) or type(exc).__name__)
 
 
+class BatchWriter:
+    """Stores requests in batches: whatever arrives while a write is in flight joins the next one.
+
+    Under light load every request is written alone, at once; under heavy load concurrent
+    requests share one round trip and one commit (``callswitch_store_requests``, migration
+    0006) instead of queueing for their own. Each caller still gets its answer only after
+    the commit that holds its request. A batch that fails for a reason other than an
+    unreachable database is retried one request at a time, so one bad row cannot fail others.
+    """
+
+    def __init__(self, db: Database, max_batch: int = 32, max_in_flight: int = 8):
+        self.db = db
+        self.max_batch = max_batch
+        self.max_in_flight = max_in_flight
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[asyncpg.Record]]] = []
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.batches = 0
+        self.largest_batch = 0
+
+    async def store(self, item: dict[str, Any]) -> asyncpg.Record:
+        future: asyncio.Future[asyncpg.Record] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        self._start_writes()
+        return await future
+
+    def _start_writes(self) -> None:
+        while self._pending and self._in_flight < self.max_in_flight:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._write(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[asyncpg.Record]]]) -> None:
+        try:
+            await self._write_batch(batch)
+        finally:
+            self._in_flight -= 1
+            self._start_writes()
+
+    async def _write_batch(self, batch: list[tuple[dict[str, Any], asyncio.Future[asyncpg.Record]]]) -> None:
+        try:
+            async with self.db.acquire() as conn:
+                rows = await conn.fetch(Q.store_requests, [item for item, _ in batch])
+        except Exception as exc:
+            if len(batch) > 1 and not is_unavailable(exc):
+                for one in batch:
+                    await self._write_batch([one])
+                return
+            error = _unavailable(exc) if is_unavailable(exc) else exc
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        self.batches += 1
+        self.largest_batch = max(self.largest_batch, len(batch))
+        for (_, future), row in zip(batch, rows, strict=True):
+            if not future.done():
+                future.set_result(row)
+
+
 async def store_callback(
-    db: Database,
+    writer: BatchWriter,
     site: SiteConfig,
     inp: CallbackInput,
     meta: RequestMeta,
@@ -63,39 +128,56 @@ async def store_callback(
     decision: IntakeDecision,
 ) -> Stored:
     """Store a validated request, or return the existing one (duplicate / idempotent retry)."""
-    request_id = uuid.uuid4()
     attrs = dict(inp.attributes)
     size = attrs.get("company_size")
-    detail: dict[str, Any] = {"page_url": inp.page_url, **decision.event_detail()}
     rejected = decision.state == states.REJECTED
+    item = {
+        "id": str(uuid.uuid4()),
+        "site": site.id,
+        "visitor_name": inp.name,
+        "phone_given": inp.phone.given,
+        "phone_e164": inp.phone.e164,
+        "phone_country": inp.phone.region,
+        "page_url": inp.page_url,
+        "referrer": inp.referrer,
+        "pages_visited": list(inp.pages),
+        **{f"utm_{k}": inp.utm.get(k) for k in ("source", "medium", "campaign", "term", "content")},
+        "product": _str_or_none(attrs.get("product")),
+        "postal_code": _str_or_none(attrs.get("postal_code")),
+        "company_size": size if isinstance(size, int) and not isinstance(size, bool) else None,
+        "language": inp.language,
+        "attributes": attrs,
+        "consent": inp.consent,
+        "preferred_at": inp.preferred_at.isoformat() if inp.preferred_at else None,
+        "client_ip": meta.client_ip,
+        "user_agent": meta.user_agent,
+        "idempotency_key": meta.idempotency_key,
+        "request_fingerprint": inp.fingerprint(site.id),
+        "state": decision.state,
+        "due_at": decision.due_at.isoformat() if decision.due_at else None,
+        "phone_limit": per_phone.count if per_phone else None,
+        "phone_period_s": per_phone.period if per_phone else None,
+        "event_detail": {"page_url": inp.page_url, **decision.event_detail()},
+        "route_rule": decision.rule,
+        "route_destination": decision.destination,
+        "route_chain": list(decision.chain),
+        "outcome": "rejected" if rejected else None,
+        "outcome_detail": decision.reject_message,
+    }
     try:
-        async with db.acquire() as conn:
-            row = await conn.fetchrow(
-                Q.store_request,
-                request_id, site.id, inp.name, inp.phone.given, inp.phone.e164, inp.phone.region,
-                inp.page_url, inp.referrer, list(inp.pages),
-                inp.utm.get("source"), inp.utm.get("medium"), inp.utm.get("campaign"),
-                inp.utm.get("term"), inp.utm.get("content"),
-                _str_or_none(attrs.get("product")), _str_or_none(attrs.get("postal_code")),
-                size if isinstance(size, int) and not isinstance(size, bool) else None,
-                inp.language, attrs, inp.consent, inp.preferred_at,
-                meta.client_ip, meta.user_agent, meta.idempotency_key, inp.fingerprint(site.id),
-                decision.state, decision.due_at,
-                per_phone.count if per_phone else None, per_phone.period if per_phone else None,
-                detail, decision.rule, decision.destination, list(decision.chain),
-                "rejected" if rejected else None, decision.reject_message,
-            )
+        row = await writer.store(item)
     except asyncpg.UniqueViolationError:
         # Only possible if the advisory lock was bypassed (e.g. a manual insert): report the winner.
-        async with db.acquire() as conn:
-            existing = await conn.fetchrow(Q.find_active_for_phone, site.id, inp.phone.e164)
+        try:
+            async with writer.db.acquire() as conn:
+                existing = await conn.fetchrow(Q.find_active_for_phone, site.id, inp.phone.e164)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise _unavailable(exc) from exc
+            raise
         if existing is None:
             raise
         return Stored(existing["id"], existing["state"], existing["due_at"], created=False)
-    except Exception as exc:
-        if is_unavailable(exc):
-            raise _unavailable(exc) from exc
-        raise
     outcome = row["outcome"]
     if outcome == "phone_limited":
         raise PhoneRateLimited(float(row["retry_after_s"]))

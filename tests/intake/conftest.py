@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -10,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from callswitch.config import load_config
 from callswitch.db.pool import Database
+from callswitch.db.wakeup import WorkSignal
 from callswitch.intake.app import create_app
 from callswitch.routing.reload import RulesHolder
 
@@ -55,6 +57,7 @@ ClientFactory = Callable[..., Awaitable[TestClient]]
 async def make_client(clean_db: str, tmp_path: Path) -> AsyncIterator[ClientFactory]:
     clients: list[TestClient] = []
     dbs: list[Database] = []
+    tasks: list[asyncio.Task[None]] = []
 
     async def factory(
         per_ip: str = "1000/minute",
@@ -62,6 +65,7 @@ async def make_client(clean_db: str, tmp_path: Path) -> AsyncIterator[ClientFact
         per_site: str = "1000/minute",
         dsn: str | None = None,
         routing: str | None = None,
+        work: bool = False,
     ) -> TestClient:
         path = tmp_path / f"callswitch-{len(clients)}.yaml"
         path.write_text(
@@ -79,12 +83,17 @@ async def make_client(clean_db: str, tmp_path: Path) -> AsyncIterator[ClientFact
         with contextlib.suppress(OSError):  # tests of an unreachable database
             await db.connect()
         dbs.append(db)
-        client = TestClient(TestServer(create_app(config, db, rules=holder)))
+        signal = WorkSignal(db) if work else None
+        if signal is not None:
+            tasks.append(asyncio.get_running_loop().create_task(signal.run()))
+        client = TestClient(TestServer(create_app(config, db, rules=holder, work=signal)))
         await client.start_server()
         clients.append(client)
         return client
 
     yield factory
+    for task in tasks:
+        task.cancel()
     for client in clients:
         await client.close()
     for db in dbs:

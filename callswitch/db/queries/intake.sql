@@ -1,11 +1,5 @@
 -- Queries used by the HTTP intake API.
 
--- name: store_request
--- One statement, one commit: see migration 0002 (callswitch_store_request).
-SELECT * FROM callswitch_store_request(
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-    $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)
-
 -- name: insert_event
 INSERT INTO callback_events (request_id, event, from_state, to_state, actor, detail)
 VALUES ($1, $2, $3, $4, $5, $6)
@@ -33,3 +27,7 @@ RETURNING id, site, state, due_at, outcome, outcome_detail, created_at, finished
 
 -- name: lock_request
 SELECT id, site, state FROM callback_requests WHERE id = $1 FOR UPDATE
+
+-- name: store_requests
+-- A batch of requests as a JSON array; one result row per element, in order (migration 0006).
+SELECT * FROM callswitch_store_requests($1::jsonb) ORDER BY idx
