@@ -85,3 +85,43 @@ GROUP BY a.attempt, a.node, a.started_at
 
 -- name: live_channel_count
 SELECT count(*) FROM dialer_channels WHERE expires_at > now()
+
+-- name: insert_leg
+-- A leg the dialplan created (the visitor's), recorded when first seen.
+INSERT INTO call_legs (leg_id, request_id, attempt, leg, destination, member, number_dialled, trunk,
+                       asterisk_server, channel, uniqueid, linkedid, originated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (leg_id) DO NOTHING
+
+-- name: update_leg
+-- NULL arguments leave the column as it is.
+UPDATE call_legs SET
+    channel = COALESCE($2, channel), uniqueid = COALESCE($3, uniqueid), linkedid = COALESCE($4, linkedid),
+    ringing_at = COALESCE($5, ringing_at), answered_at = COALESCE($6, answered_at),
+    accepted_at = COALESCE($7, accepted_at), ended_at = COALESCE($8, ended_at),
+    disposition = COALESCE($9, disposition), hangup_cause = COALESCE($10, hangup_cause),
+    hangup_cause_text = COALESCE($11, hangup_cause_text), sip_status = COALESCE($12, sip_status),
+    billable_seconds = COALESCE($13, billable_seconds)
+WHERE leg_id = $1
+
+-- name: free_attempt_legs
+DELETE FROM dialer_channels WHERE request_id = $1 AND attempt = $2
+
+-- name: close_open_legs
+-- After a crash: legs of an attempt that never reported their end.
+UPDATE call_legs SET ended_at = COALESCE(ended_at, now()), disposition = COALESCE(disposition, 'failed')
+WHERE request_id = $1 AND attempt = $2 AND ended_at IS NULL
+
+-- name: attempt_was_connected
+SELECT EXISTS (
+    SELECT 1 FROM call_legs WHERE request_id = $1 AND attempt = $2 AND leg = 'customer' AND answered_at IS NOT NULL
+)
+
+-- name: notify_status
+SELECT pg_notify('callswitch_status', $1::text)
+
+-- name: get_request
+SELECT * FROM callback_requests WHERE id = $1
+
+-- name: get_request_state
+SELECT state FROM callback_requests WHERE id = $1

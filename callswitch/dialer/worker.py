@@ -1,0 +1,574 @@
+"""The dialer: claims due requests from Postgres and works them through Asterisk.
+
+One loop, like arq's worker: wake on new work (in-process signal, ``LISTEN callswitch_requests``)
+or every poll interval; claim as many due requests as there is room for; run each as a task:
+
+1. route it again (rules or opening hours may have changed while it waited); reject, defer
+   or expire it if that is the decision;
+2. record the attempt (``call_attempts``) before anything is dialled;
+3. drive an :class:`~callswitch.dialer.flow.AttemptFlow` with the facts the
+   :class:`~callswitch.dialer.interpret.Interpreter` reads from AMI, carrying out its commands:
+   each agent leg's capacity is reserved and its ``call_legs`` row written *before* the
+   Originate (``callswitch_reserve_leg``), state changes are written with their events;
+4. when the attempt is over, decide the request: completed, retried later, or failed.
+
+Exactly once: an Originate is never re-sent (the AMI client fails it on a lost connection),
+and a request whose node died mid-attempt is taken over only after its lease lapsed and its
+legs were looked up on every Asterisk server (``CoreShowChannels``); while any of them is
+still up, nothing is dialled for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from callswitch import callback as states
+from callswitch.callback import CallbackRequest
+from callswitch.config import Config
+from callswitch.db.pool import Database, is_unavailable
+from callswitch.db.queries import QUERIES as Q
+from callswitch.db.wakeup import CHANNEL as WORK_CHANNEL
+from callswitch.db.wakeup import WorkSignal
+from callswitch.dialer.ami_client import (
+    AmiActionFailed,
+    AmiClient,
+    AmiError,
+    AmiNotConnected,
+    AmiServer,
+)
+from callswitch.dialer.flow import (
+    AttemptFlow,
+    AttemptResult,
+    Command,
+    Finish,
+    Hangup,
+    Originate,
+    RecordLeg,
+    SetState,
+    UpdateLeg,
+)
+from callswitch.dialer.interpret import Fact, Interpreter, LegEnded
+from callswitch.dialer.queue import LegReservation, Limits, Queue
+from callswitch.logs import get_logger
+from callswitch.routing.reload import RulesHolder
+
+log = get_logger("callswitch.dialer")
+STATUS_CHANNEL = "callswitch_status"
+AGENT_CONTEXT = "callswitch-agent"
+# capacity refusals, as the flow should see them: the member is on another call, or no line is free
+REFUSAL_DISPOSITION = {"member_busy": "busy"}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+_CANCEL = object()  # put on an attempt's queue: the visitor cancelled
+
+
+@dataclass
+class _Attempt:
+    request_id: uuid.UUID
+    attempt: int
+    flow: AttemptFlow
+    client: AmiClient
+    created_at: datetime
+    row: Any = None
+    facts: asyncio.Queue[Fact | object] = field(default_factory=asyncio.Queue)
+    channels: dict[str, str] = field(default_factory=dict)  # leg_id -> Asterisk channel name
+    records: dict[str, RecordLeg] = field(default_factory=dict)
+    state: str = states.QUEUED
+
+
+class Dialer:
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        rules: RulesHolder,
+        *,
+        work: WorkSignal | None = None,
+        clients: Sequence[AmiClient] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        node: str | None = None,
+    ):
+        self.config = config
+        self.policy = config.dialing
+        self.db = db
+        self.rules = rules
+        self.work = work or WorkSignal(None)
+        self.clock = clock
+        self.node = node or config.dialing.node or f"{socket.gethostname()}-{os.getpid()}"
+        self.queue = Queue(self.node, config.dialing.lease_seconds)
+        self.limits = Limits(max_global=config.dialing.max_concurrent_calls,
+                             max_destination=config.dialing.max_calls_per_destination)
+        self.interpreter = Interpreter()
+        self.clients = list(clients) if clients is not None else [self._make_client(s) for s in config.ami_servers]
+        self._attempts: dict[tuple[str, int], _Attempt] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._leg_seq = itertools.count(1)
+
+    def _make_client(self, server: Any) -> AmiClient:
+        holder: list[AmiClient] = []
+
+        async def on_connected() -> None:
+            await self._reconcile_after_reconnect(holder[0])
+
+        client = AmiClient(AmiServer(server.name, server.host, server.port, server.username, server.secret),
+                           self._on_event, on_connected=on_connected, ping_interval=server.ping_interval)
+        holder.append(client)
+        return client
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        for client in self.clients:
+            await client.start()
+        loop = asyncio.get_running_loop()
+        self._loops = [loop.create_task(self._claim_loop()), loop.create_task(self._renew_loop()),
+                       loop.create_task(self._listen_loop())]
+        log.info("dialer_started", node=self.node, servers=[c.server.name for c in self.clients])
+
+    async def stop(self, deadline: float = 30.0) -> None:
+        """Stop claiming, let calls in progress finish up to ``deadline`` seconds, hand back queued work."""
+        self._stopping = True
+        self._wake.set()
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=deadline)
+            for task in pending:
+                task.cancel()
+        for task in self._loops:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            async with self.db.acquire() as conn:
+                released = await self.queue.release_node(conn)
+                if released:
+                    log.info("leases_released", count=released)
+        for client in self.clients:
+            await client.stop()
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._attempts)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- AMI events ---------------------------------------------------------------------------------
+    def _on_event(self, msg: Any) -> None:
+        now = self.clock()
+        for fact in self.interpreter.feed(msg, now):
+            active = self._attempts.get((fact.request_id, fact.attempt))
+            if active is not None:
+                active.facts.put_nowait(fact)
+
+    async def _reconcile_after_reconnect(self, client: AmiClient) -> None:
+        """After a reconnect, legs that vanished while we were away are over (their events were lost)."""
+        if not any(a.client is client for a in self._attempts.values()):
+            return
+        try:
+            channels = await client.channels()
+        except AmiError:
+            return
+        live = {m.get("Uniqueid") for m in channels} | {m.get("Linkedid") for m in channels}
+        now = self.clock()
+        for active in list(self._attempts.values()):
+            if active.client is not client:
+                continue
+            for leg_id in list(active.records):
+                if leg_id not in live:
+                    active.facts.put_nowait(self._synthetic_end(active, leg_id, "failed", now))
+
+    # -- loops ----------------------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wait_for_work(), self.policy.poll_interval)
+            if self._stopping:
+                return
+            try:
+                await self._claim_once()
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    log.exception("dialer_claim_failed")
+                else:
+                    log.warning("dialer_database_unavailable", error=str(exc))
+
+    async def _wait_for_work(self) -> None:
+        local = asyncio.create_task(self.work.local.wait())
+        wake = asyncio.create_task(self._wake.wait())
+        try:
+            await asyncio.wait({local, wake}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            local.cancel()
+            wake.cancel()
+        self.work.local.clear()
+        self._wake.clear()
+
+    async def _claim_once(self) -> None:
+        if not any(c.connected for c in self.clients):
+            return  # requests wait, safely queued, until Asterisk is back
+        room = (self.policy.max_concurrent_calls or 50) - len(self._attempts)
+        if room <= 0:
+            return
+        async with self.db.acquire() as conn:
+            orphans = await self.queue.claim_orphaned(conn, room)
+            due = await self.queue.claim_due(conn, max(0, room - len(orphans)))
+        for row in orphans:
+            self._spawn(self._take_over(row))
+        for row in due:
+            self._spawn(self._work(row))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.queue.lease_seconds / 3)
+            try:
+                async with self.db.acquire() as conn:
+                    await self.queue.renew(conn)
+            except Exception as exc:
+                log.warning("lease_renewal_failed", error=str(exc))
+
+    async def _listen_loop(self) -> None:
+        """LISTEN for work committed by other daemons and for cancellations."""
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self.db.config.dsn, timeout=self.db.config.connect_timeout)
+                await conn.add_listener(WORK_CHANNEL, self._on_notify)
+                closed = asyncio.Event()
+                conn.add_termination_listener(lambda _c: closed.set())
+                await closed.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("listen_retry", error=str(exc))
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            await asyncio.sleep(2)
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self._wake.set()
+        if payload:  # a request id: it may have been cancelled
+            for (rid, _attempt), active in self._attempts.items():
+                if rid == payload:
+                    self._spawn(self._check_cancelled(active))
+
+    # -- working one request --------------------------------------------------------------------------
+    async def _work(self, row: asyncpg.Record) -> None:
+        request_id: uuid.UUID = row["id"]
+        try:
+            await self._work_request(row)
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("dialer_lost_database", callback_id=str(request_id), error=str(exc))
+            else:
+                log.exception("dialer_request_failed", callback_id=str(request_id))
+            # the lease lapses and the request is taken over (and reconciled) later
+
+    async def _work_request(self, row: asyncpg.Record) -> None:
+        request_id: uuid.UUID = row["id"]
+        now = self.clock()
+        async with self.db.acquire() as conn:
+            if row["created_at"] + timedelta(seconds=self.policy.max_age) <= now:
+                await self.queue.set_state(conn, request_id, states.EXPIRED, "expired", previous=row["state"],
+                                           outcome="expired", detail={"message": "not connected within max_age"})
+                await self._notify_status(conn, request_id)
+                return
+            plan = self.rules.route(_request_from_row(row), now)
+            if plan.rejected:
+                await self.queue.set_state(conn, request_id, states.REJECTED, "rejected", previous=row["state"],
+                                           outcome="rejected", detail={"message": plan.reject_message})
+                await self._notify_status(conn, request_id)
+                return
+            if plan.start_at is not None and plan.start_at > now + timedelta(seconds=1):
+                await self.queue.set_state(conn, request_id, states.SCHEDULED, "deferred", previous=row["state"],
+                                           detail={"due_at": plan.start_at.isoformat(), "rule": plan.rule},
+                                           due_at=plan.start_at)
+                await self.queue.release(conn, request_id)
+                await self._notify_status(conn, request_id)
+                return
+            destination = plan.destination.name if plan.destination else None
+            attempt = await self.queue.start_attempt(conn, request_id, plan.rule, destination, row["state"])
+            if attempt is None:
+                return
+            await self._notify_status(conn, request_id)
+        client = self._pick_client()
+        if client is None:
+            await self._finish(request_id, attempt, AttemptResult("failed", True, "no Asterisk connected",
+                                                                  False, None))
+            return
+        flow = AttemptFlow(
+            str(request_id), attempt, plan, row["phone_e164"], now=now,
+            make_leg_id=lambda: f"cs-{request_id.hex[:20]}-{attempt}-{next(self._leg_seq)}",
+            customer_timeout_s=self.policy.customer_timeout,
+        )
+        active = _Attempt(request_id, attempt, flow, client, now, row=row, state=states.DIALING_AGENT)
+        self._attempts[(str(request_id), attempt)] = active
+        try:
+            await self._run(active)
+        finally:
+            self._attempts.pop((str(request_id), attempt), None)
+            self.interpreter.forget(str(request_id), attempt)
+
+    def _pick_client(self) -> AmiClient | None:
+        connected = [c for c in self.clients if c.connected]
+        if not connected:
+            return None
+        load = {id(c): 0 for c in connected}
+        for active in self._attempts.values():
+            if id(active.client) in load:
+                load[id(active.client)] += 1
+        return min(connected, key=lambda c: load[id(c)])
+
+    async def _run(self, active: _Attempt) -> None:
+        flow = active.flow
+        await self._execute(active, flow.start(self.clock()))
+        while not flow.done:
+            deadline = flow.next_deadline
+            timeout = None if deadline is None else max(0.0, (deadline - self.clock()).total_seconds())
+            try:
+                item = await asyncio.wait_for(active.facts.get(), timeout)
+            except TimeoutError:
+                commands = flow.on_timer(self.clock())
+            else:
+                if item is _CANCEL:
+                    commands = flow.cancel(self.clock(), "cancelled by the visitor")
+                else:
+                    assert isinstance(item, Fact)
+                    commands = flow.on_fact(item, self.clock())
+            await self._execute(active, commands)
+
+    async def _execute(self, active: _Attempt, commands: list[Command]) -> None:
+        for cmd in commands:
+            if isinstance(cmd, RecordLeg):
+                if cmd.role == "agent":
+                    active.records[cmd.leg_id] = cmd  # written with its reservation, just before the Originate
+                else:
+                    await self._insert_leg(active, cmd)
+            elif isinstance(cmd, Originate):
+                await self._originate(active, cmd)
+            elif isinstance(cmd, UpdateLeg):
+                await self._update_leg(active, cmd)
+            elif isinstance(cmd, Hangup):
+                await self._hangup(active, cmd)
+            elif isinstance(cmd, SetState):
+                await self._set_state(active, cmd)
+            elif isinstance(cmd, Finish):
+                await self._finish(active.request_id, active.attempt, cmd.result)
+
+    async def _originate(self, active: _Attempt, cmd: Originate) -> None:
+        record = active.records[cmd.leg_id]
+        reservation = LegReservation(
+            leg_id=cmd.leg_id, request_id=active.request_id, attempt=active.attempt, leg="agent",
+            number_dialled=record.number_dialled, trunk=cmd.trunk, destination=cmd.destination,
+            member=cmd.member.dial, server=active.client.server.name,
+        )
+        trunk = self._trunk_limits(cmd.trunk)
+        async with self.db.acquire() as conn:
+            verdict = await self.queue.reserve_leg(conn, reservation, trunk)
+        if verdict != "ok":
+            log.info("leg_refused", callback_id=str(active.request_id), leg_id=cmd.leg_id, limit=verdict)
+            disposition = REFUSAL_DISPOSITION.get(verdict, "congestion")
+            active.facts.put_nowait(self._synthetic_end(active, cmd.leg_id, disposition, self.clock()))
+            return
+        self.interpreter.expect_leg(cmd.leg_id, request_id=str(active.request_id), attempt=active.attempt)
+        try:
+            await active.client.originate(
+                action_id=cmd.leg_id, channel=cmd.dial_string, context=AGENT_CONTEXT, exten="s", priority=1,
+                timeout_ms=cmd.timeout_ms, channel_id=cmd.leg_id, caller_id=cmd.caller_id,
+                account=str(active.request_id), variables=cmd.variables,
+            )
+            log.info("originate_sent", callback_id=str(active.request_id), leg_id=cmd.leg_id,
+                     destination=cmd.destination, member=cmd.member.dial, server=active.client.server.name)
+        except (AmiNotConnected, AmiActionFailed) as exc:
+            # certainly not dialled
+            log.warning("originate_refused", callback_id=str(active.request_id), leg_id=cmd.leg_id, error=str(exc))
+            active.facts.put_nowait(self._synthetic_end(active, cmd.leg_id, "failed", self.clock()))
+        except AmiError as exc:
+            # lost connection or timeout: it may have been dialled; never re-sent, the flow's guards and
+            # the reconciliation after the reconnect settle the leg
+            log.warning("originate_outcome_unknown", callback_id=str(active.request_id), leg_id=cmd.leg_id,
+                        error=str(exc))
+
+    def _trunk_limits(self, trunk_name: str | None) -> Limits:
+        if trunk_name is None or not self.rules.loaded:
+            return self.limits
+        trunk = self.rules.rules.trunks.get(trunk_name)
+        if trunk is None:
+            return self.limits
+        return Limits(self.limits.max_global, trunk.max_channels, trunk.max_cps, self.limits.max_destination)
+
+    def _synthetic_end(self, active: _Attempt, leg_id: str, disposition: str, now: datetime) -> LegEnded:
+        return LegEnded(leg_id=leg_id, request_id=str(active.request_id), attempt=active.attempt, role="agent",
+                        agent_leg_id=leg_id, at=now, disposition=disposition)
+
+    async def _insert_leg(self, active: _Attempt, cmd: RecordLeg) -> None:
+        async with self.db.acquire() as conn:
+            await conn.execute(
+                Q.insert_leg, cmd.leg_id, active.request_id, cmd.attempt, cmd.role, cmd.destination, cmd.member,
+                cmd.number_dialled, cmd.trunk, active.client.server.name, cmd.channel, cmd.uniqueid, cmd.linkedid,
+                cmd.originated_at,
+            )
+        if cmd.channel:
+            active.channels[cmd.leg_id] = cmd.channel
+
+    async def _update_leg(self, active: _Attempt, cmd: UpdateLeg) -> None:
+        if cmd.channel:
+            active.channels[cmd.leg_id] = cmd.channel
+        async with self.db.acquire() as conn:
+            await conn.execute(
+                Q.update_leg, cmd.leg_id, cmd.channel, cmd.uniqueid, cmd.linkedid, cmd.ringing_at, cmd.answered_at,
+                cmd.accepted_at, cmd.ended_at, cmd.disposition, cmd.hangup_cause, cmd.hangup_cause_text,
+                cmd.sip_status, cmd.billable_seconds,
+            )
+            if cmd.ended_at is not None:
+                await self.queue.free_leg(conn, cmd.leg_id)
+
+    async def _hangup(self, active: _Attempt, cmd: Hangup) -> None:
+        channel = active.channels.get(cmd.leg_id)
+        if channel is None:
+            return
+        with contextlib.suppress(AmiError):
+            await active.client.action("Hangup", {"Channel": channel, "Cause": str(cmd.cause)}, timeout=5)
+
+    async def _set_state(self, active: _Attempt, cmd: SetState) -> None:
+        async with self.db.acquire() as conn:
+            ok = await self.queue.set_state(conn, active.request_id, cmd.state, cmd.event, previous=active.state,
+                                            detail=_jsonable(cmd.detail),
+                                            outcome="connected" if cmd.state == states.COMPLETED else None)
+            if ok:
+                await self._notify_status(conn, active.request_id)
+        if ok:
+            active.state = cmd.state
+            return
+        # The request finished meanwhile (the visitor cancelled it): stop the attempt.
+        active.facts.put_nowait(_CANCEL)
+
+    async def _check_cancelled(self, active: _Attempt) -> None:
+        async with self.db.acquire() as conn:
+            state = await conn.fetchval(Q.get_request_state, active.request_id)
+        if state == states.CANCELLED and not active.flow.done:
+            active.facts.put_nowait(_CANCEL)
+
+    async def _finish(self, request_id: uuid.UUID, attempt: int, result: AttemptResult) -> None:
+        now = self.clock()
+        async with self.db.acquire() as conn:
+            await self.queue.finish_attempt(conn, request_id, attempt, result.outcome, result.detail)
+            await conn.execute(Q.free_attempt_legs, request_id, attempt)
+            current = await conn.fetchrow(Q.get_request, request_id)
+            if current is None or current["finished_at"] is not None:
+                await self.queue.release(conn, request_id)
+                return
+            if result.connected:
+                await self.queue.set_state(conn, request_id, states.COMPLETED, "completed", previous=current["state"],
+                                           outcome="connected", detail={"message": result.detail})
+            elif result.retry and self._may_retry(current, attempt, now):
+                due = now + timedelta(seconds=self._backoff(attempt))
+                await self.queue.set_state(conn, request_id, states.SCHEDULED, "retry_scheduled",
+                                           previous=current["state"], due_at=due,
+                                           detail={"reason": result.outcome, "due_at": due.isoformat(),
+                                                   "detail": result.detail})
+            else:
+                await self.queue.set_state(conn, request_id, states.FAILED, "failed", previous=current["state"],
+                                           outcome=result.outcome, detail={"message": result.detail})
+            await self.queue.release(conn, request_id)
+            await self._notify_status(conn, request_id)
+        log.info("attempt_finished", callback_id=str(request_id), attempt=attempt, outcome=result.outcome,
+                 retry=result.retry, detail=result.detail)
+
+    def _may_retry(self, row: Any, attempt: int, now: datetime) -> bool:
+        if attempt > self.policy.customer_retries:
+            return False
+        return bool(row["created_at"] + timedelta(seconds=self.policy.max_age) > now)
+
+    def _backoff(self, attempt: int) -> float:
+        backoff = self.policy.retry_backoff or (300.0,)
+        return backoff[min(attempt - 1, len(backoff) - 1)]
+
+    async def _notify_status(self, conn: asyncpg.Connection, request_id: uuid.UUID) -> None:
+        await conn.execute(Q.notify_status, str(request_id))
+
+    # -- taking over after a crash --------------------------------------------------------------------------
+    async def _take_over(self, row: asyncpg.Record) -> None:
+        """A request left mid-call by a node that died: settle its attempt against Asterisk, then go on."""
+        request_id: uuid.UUID = row["id"]
+        try:
+            async with self.db.acquire() as conn:
+                attempts = await self.queue.unfinished_attempts(conn, request_id)
+            leg_ids = {leg for a in attempts for leg in a["leg_ids"]}
+            live = await self._live_legs(leg_ids)
+            if live is None or live:
+                # Asterisk can't be asked, or the call is still up: touch nothing, look again later.
+                log.info("takeover_waiting", callback_id=str(request_id), live_legs=sorted(live or []))
+                return
+            async with self.db.acquire() as conn:
+                connected = False
+                for a in attempts:
+                    await conn.execute(Q.close_open_legs, request_id, a["attempt"])
+                    was = bool(await conn.fetchval(Q.attempt_was_connected, request_id, a["attempt"]))
+                    connected = connected or was
+                    await self.queue.finish_attempt(conn, request_id, a["attempt"], "connected" if was else "unknown",
+                                                    "settled after the dialer node stopped mid-call")
+                    await conn.execute(Q.free_attempt_legs, request_id, a["attempt"])
+            last = max((a["attempt"] for a in attempts), default=row["attempts"])
+            result = AttemptResult("connected" if connected else "failed", not connected,
+                                   "settled after the dialer node stopped mid-call", connected, None)
+            await self._finish(request_id, last, result)
+            log.info("takeover_settled", callback_id=str(request_id), connected=connected)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                log.exception("takeover_failed", callback_id=str(request_id))
+
+    async def _live_legs(self, leg_ids: set[str]) -> set[str] | None:
+        """Which of these legs still have a channel on some Asterisk; None if a server can't be asked."""
+        if not leg_ids:
+            return set()
+        live: set[str] = set()
+        for client in self.clients:
+            if not client.connected:
+                return None
+            try:
+                channels = await client.channels()
+            except AmiError:
+                return None
+            for ch in channels:
+                for key in ("Uniqueid", "Linkedid"):
+                    value = ch.get(key)
+                    if value in leg_ids:
+                        live.add(value)
+        return live
+
+
+def _jsonable(detail: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in detail.items()}
+
+
+def _request_from_row(row: asyncpg.Record) -> CallbackRequest:
+    return CallbackRequest(
+        site=row["site"], name=row["visitor_name"], phone_e164=row["phone_e164"], phone_region=row["phone_country"],
+        phone_raw=row["phone_given"], page_url=row["page_url"], referrer=row["referrer"],
+        pages=tuple(row["pages_visited"] or ()),
+        utm={k: row[f"utm_{k}"] for k in ("source", "medium", "campaign", "term", "content") if row[f"utm_{k}"]},
+        attributes=dict(row["attributes"] or {}), language=row["language"], preferred_at=row["preferred_at"],
+        created_at=row["created_at"], id=str(row["id"]),
+    )

@@ -1,0 +1,178 @@
+"""End to end: HTTP intake -> Postgres -> dialer -> AMI simulator (real Asterisk 22 flows) -> CDR rows."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from callswitch.config import load_config
+from callswitch.db.pool import Database, init_connection
+from callswitch.db.wakeup import WorkSignal
+from callswitch.dialer.worker import Dialer
+from callswitch.intake.app import create_app
+from callswitch.routing.reload import RulesHolder
+from callswitch.testing.pbx import PbxSimulator
+
+# Lab number plan (callswitch.testing.pbx.lab_behaviour), X any digit: agents +1312555010X accept,
+# 011X decline, 012X no answer, 013X busy, 014X congestion; customers +1773555020X hang up after
+# talking, 021X stay, 022X no answer, 023X busy, 024X unallocated.
+ROUTING = """\
+version: 1
+defaults: {timezone: America/Chicago, ring_timeout: 5}
+trunks:
+  carrier: {dial: "PJSIP/{number}@carrier", caller_id: "+13125550000"}
+destinations:
+  store:
+    members: [{members}]
+    strategy: {strategy}
+    overflow: central
+  central:
+    members: ["+13125550100"]
+default: store
+"""
+
+CONFIG = """\
+database: {{dsn: "{dsn}", min_connections: 1, max_connections: 10}}
+ami: {{host: 127.0.0.1, port: {port}, username: callswitch, secret: secret}}
+dialing:
+  poll_interval: 0.2s
+  lease: 5s
+  customer_retries: 1
+  retry_backoff: [0.3s]
+  customer_timeout: 10
+routing: {{file: routing.yaml}}
+sites:
+  shop: {{site_key: pk_shop_123456, allowed_origins: ["https://shop.example"]}}
+"""
+
+
+@dataclass
+class Stack:
+    sim: PbxSimulator
+    http: TestClient
+    dialer: Dialer
+    dsn: str
+
+    async def post(self, phone: str) -> str:
+        resp = await self.http.post("/v1/callbacks", json={"site_key": "pk_shop_123456", "name": "Ada", "phone": phone,
+                                                           "page_url": "https://shop.example/pricing"},
+                                    headers={"Origin": "https://shop.example"})
+        assert resp.status == 202, await resp.text()
+        return str((await resp.json())["id"])
+
+    async def wait_final(self, request_id: str, timeout: float = 30) -> asyncpg.Record:
+        conn = await asyncpg.connect(self.dsn)
+        await init_connection(conn)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    row = await conn.fetchrow("SELECT * FROM callback_requests WHERE id = $1::uuid", request_id)
+                    if row["finished_at"] is not None and not self.dialer.active_calls:
+                        return row
+                    await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(self.dsn)
+        await init_connection(conn)
+        try:
+            return list(await conn.fetch(sql, *args))
+        finally:
+            await conn.close()
+
+
+StackFactory = Callable[..., Awaitable[Stack]]
+
+
+@pytest.fixture
+async def stack(clean_db: str, tmp_path: Path) -> AsyncIterator[StackFactory]:
+    made: list[tuple[Stack, Database]] = []
+
+    async def make(members: str = '"+13125550100"', strategy: str = "sequential") -> Stack:
+        sim = PbxSimulator(users={"callswitch": "secret"}, time_scale=0.01)
+        await sim.start()
+        (tmp_path / "routing.yaml").write_text(ROUTING.replace("{members}", members).replace("{strategy}", strategy))
+        (tmp_path / "callswitch.yaml").write_text(textwrap.dedent(CONFIG.format(dsn=clean_db, port=sim.port)))
+        config = load_config(tmp_path / "callswitch.yaml", env={})
+        db = Database(config.database)
+        await db.connect()
+        rules = RulesHolder(config.routing_file or "")
+        assert rules.reload(), rules.last_error
+        work = WorkSignal(db)
+        dialer = Dialer(config, db, rules, work=work, node="test-node")
+        await dialer.start()
+        assert await dialer.clients[0].wait_connected(5)
+        http = TestClient(TestServer(create_app(config, db, rules=rules, work=work)))
+        await http.start_server()
+        st = Stack(sim, http, dialer, clean_db)
+        made.append((st, db))
+        return st
+
+    yield make
+    for st, db in made:
+        await st.http.close()
+        await st.dialer.stop(deadline=5)
+        await st.sim.stop()
+        await db.close()
+
+
+async def test_agent_accepts_and_visitor_is_connected(stack: StackFactory) -> None:
+    st = await stack()
+    rid = await st.post("+17735550200")
+    row = await st.wait_final(rid)
+    assert (row["state"], row["outcome"]) == ("completed", "connected")
+    events = [r["to_state"] for r in await st.fetch(
+        "SELECT to_state FROM callback_events WHERE request_id = $1::uuid ORDER BY id", rid)]
+    assert events[0] == "queued" and events[-1] == "completed"
+    for state in ("dialing_agent", "agent_answered", "accepted", "dialing_customer", "connected"):
+        assert state in events
+    legs = await st.fetch("SELECT * FROM call_legs WHERE request_id = $1::uuid ORDER BY id", rid)
+    assert [(leg["leg"], leg["disposition"]) for leg in legs] == [("agent", "accepted"), ("customer", "answered")]
+    agent, customer = legs
+    assert agent["number_dialled"] == "+13125550100" and agent["trunk"] == "carrier"
+    assert agent["answered_at"] and agent["accepted_at"] and agent["ended_at"]
+    assert customer["answered_at"] and customer["ended_at"] and customer["billable_seconds"] is not None
+    assert len(st.sim.originates) == 1  # dialled exactly once
+    assert await st.fetch("SELECT * FROM dialer_channels") == []  # capacity given back
+
+
+async def test_busy_then_no_answer_then_accepting_member(stack: StackFactory) -> None:
+    st = await stack(members='"+13125550130", "+13125550120", "+13125550101"')
+    rid = await st.post("+17735550200")
+    row = await st.wait_final(rid)
+    assert row["outcome"] == "connected"
+    legs = await st.fetch("SELECT leg, number_dialled, disposition FROM call_legs WHERE request_id = $1::uuid "
+                          "ORDER BY id", rid)
+    assert [(r["number_dialled"], r["disposition"]) for r in legs if r["leg"] == "agent"] == [
+        ("+13125550130", "busy"), ("+13125550120", "no_answer"), ("+13125550101", "accepted")]
+
+
+async def test_decline_overflows_to_the_next_destination(stack: StackFactory) -> None:
+    st = await stack(members='"+13125550110"')
+    # the central overflow destination accepts: the request is connected through it
+    rid = await st.post("+17735550200")
+    row = await st.wait_final(rid)
+    legs = await st.fetch("SELECT destination, disposition FROM call_legs WHERE request_id = $1::uuid AND "
+                          "leg = 'agent' ORDER BY id", rid)
+    assert [(r["destination"], r["disposition"]) for r in legs] == [("store", "declined"), ("central", "accepted")]
+    assert row["outcome"] == "connected"
+
+
+async def test_customer_busy_is_retried_then_fails(stack: StackFactory) -> None:
+    st = await stack()
+    rid = await st.post("+17735550230")
+    row = await st.wait_final(rid)
+    assert (row["state"], row["outcome"]) == ("failed", "customer_busy")
+    assert row["attempts"] == 2  # one retry (customer_retries: 1)
+    attempts = await st.fetch("SELECT attempt, outcome FROM call_attempts WHERE request_id = $1::uuid ORDER BY 1", rid)
+    assert [(a["attempt"], a["outcome"]) for a in attempts] == [(1, "customer_busy"), (2, "customer_busy")]
+    assert len(st.sim.originates) == 2
