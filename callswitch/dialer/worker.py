@@ -254,7 +254,7 @@ class Dialer:
                 conn = await asyncpg.connect(self.db.config.dsn, timeout=self.db.config.connect_timeout)
                 await conn.add_listener(WORK_CHANNEL, self._on_notify)
                 closed = asyncio.Event()
-                conn.add_termination_listener(lambda _c: closed.set())
+                conn.add_termination_listener(lambda _c, ev=closed: ev.set())  # type: ignore[misc]
                 await closed.wait()
             except asyncio.CancelledError:
                 raise
