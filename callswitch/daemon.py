@@ -1,4 +1,4 @@
-"""The long-running service: HTTP intake on top of a Postgres pool, with a clean lifecycle.
+"""The long-running service: HTTP intake and the dialer on top of a Postgres pool.
 
 The routing rules are loaded before anything starts (an invalid file stops start-up);
 SIGHUP and a change of the file reload them, and an invalid new file keeps the old rules.
@@ -20,6 +20,7 @@ from callswitch.config import Config
 from callswitch.db.migrate import migrate
 from callswitch.db.pool import Database, is_unavailable
 from callswitch.db.wakeup import WorkSignal
+from callswitch.dialer.worker import Dialer
 from callswitch.intake.app import create_app
 from callswitch.logs import get_logger
 from callswitch.metrics import Metrics
@@ -36,6 +37,8 @@ class Service:
     db: Database | None = None
     rules: RulesHolder | None = None
     work: WorkSignal | None = None
+    dialer: Dialer | None = None
+    shutdown_deadline: float = 30.0
     runner: web.AppRunner | None = None
     schema_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -84,6 +87,7 @@ class Service:
                     applied = await migrate(conn)
                 log.info("schema_ready", applied=applied)
                 self.schema_ready.set()
+                await self._start_dialer()
                 return
             except Exception as exc:
                 if not is_unavailable(exc):
@@ -93,11 +97,21 @@ class Service:
                 await asyncio.sleep(delay)
                 delay = min(30.0, delay * 2)
 
+    async def _start_dialer(self) -> None:
+        if self.rules is None:
+            log.warning("dialer_disabled", reason="no routing file: requests are stored but not dialled")
+            return
+        assert self.db is not None
+        self.dialer = Dialer(self.config, self.db, self.rules, work=self.work)
+        await self.dialer.start()
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         if self.runner is not None:
             await self.runner.cleanup()
+        if self.dialer is not None:
+            await self.dialer.stop(self.shutdown_deadline)
         if self.db is not None:
             await self.db.close()
         log.info("stopped")

@@ -317,11 +317,16 @@ class Dialer:
             await self._finish(request_id, attempt, AttemptResult("failed", True, "no Asterisk connected",
                                                                   False, None))
             return
-        flow = AttemptFlow(
-            str(request_id), attempt, plan, row["phone_e164"], now=now,
-            make_leg_id=lambda: f"cs-{request_id.hex[:20]}-{attempt}-{next(self._leg_seq)}",
-            customer_timeout_s=self.policy.customer_timeout,
-        )
+        try:
+            flow = AttemptFlow(
+                str(request_id), attempt, plan, row["phone_e164"], now=now,
+                make_leg_id=lambda: f"cs-{request_id.hex[:20]}-{attempt}-{next(self._leg_seq)}",
+                customer_timeout_s=self.policy.customer_timeout,
+            )
+        except ValueError as exc:  # e.g. no trunk to reach the visitor: a routing file problem
+            log.error("attempt_impossible", callback_id=str(request_id), error=str(exc))
+            await self._finish(request_id, attempt, AttemptResult("failed", False, str(exc), False, None))
+            return
         active = _Attempt(request_id, attempt, flow, client, now, row=row, state=states.DIALING_AGENT)
         self._attempts[(str(request_id), attempt)] = active
         try:
