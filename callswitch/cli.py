@@ -23,6 +23,7 @@ Handler = Callable[[argparse.Namespace], int]
 EX_CONFIG = 78
 DEFAULT_CONFIG = "/etc/callswitch/callswitch.yaml"
 EXAMPLE_CONFIG = "config/callswitch.example.yaml"
+DEMO_ROUTING = "config/routing.demo.yaml"
 
 
 def _load(args: argparse.Namespace) -> Config | None:
@@ -156,10 +157,13 @@ def _check(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from callswitch.demo import run_demo
 
+    own_config = bool(args.config)
     args.config = args.config or EXAMPLE_CONFIG
     config = _load(args)
     if config is None:
         return EX_CONFIG
+    if not own_config and Path(DEMO_ROUTING).exists():
+        config = replace(config, routing_file=DEMO_ROUTING)  # open around the clock
     if args.port:
         http = replace(config.http, port=args.port, public_url=f"http://{config.http.host}:{args.port}")
         config = replace(config, http=http)

@@ -21,6 +21,7 @@ SECRET_KEYS = frozenset(
 PHONE_KEYS = frozenset({"phone", "phone_e164", "phone_raw", "number", "customer", "member", "dialled", "callerid"})
 _PHONE_RE = re.compile(r"(?<![\w.])\+?\d[\d ()./-]{5,}\d(?![\w])")
 KEEP_DIGITS = 3
+MIN_PHONE_DIGITS = 7  # shorter digit runs (extensions, versions) are not treated as phone numbers
 
 
 def mask_phone(value: str, keep: int = KEEP_DIGITS) -> str:
@@ -37,7 +38,7 @@ _NOT_PHONE_RE = re.compile(r"\d{1,3}(\.\d{1,3}){3}|\d{4}-\d{2}-\d{2}.*|\d+\.\d+"
 
 def _mask_match(m: re.Match[str]) -> str:
     text = m.group(0)
-    if _NOT_PHONE_RE.fullmatch(text):
+    if _NOT_PHONE_RE.fullmatch(text) or sum(c.isdigit() for c in text) < MIN_PHONE_DIGITS:  # versions, ids
         return text
     return mask_phone(text)
 
@@ -60,7 +61,8 @@ def scrub(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Mut
             elif value:
                 event_dict[key] = "***"
         elif lk in PHONE_KEYS or lk.endswith("_phone") or lk.startswith("phone"):
-            if isinstance(value, str) and value:
+            # endpoints such as PJSIP/201 are not phone numbers
+            if isinstance(value, str) and sum(c.isdigit() for c in value) >= MIN_PHONE_DIGITS:
                 event_dict[key] = mask_phone(value)
         elif isinstance(value, str) and key != "timestamp":
             event_dict[key] = _mask_text(value)

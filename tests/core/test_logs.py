@@ -30,6 +30,8 @@ def test_json_logs_mask_numbers_and_hide_secrets() -> None:
             page_url="https://shop.example/p?id=12345",
             public_url="http://127.0.0.1:8080",
             note="due 2026-11-23 at 1.5 s",
+            version="22.10.1",
+            member="PJSIP/201",
         )
         line = json.loads(out.getvalue().strip().splitlines()[-1])
     finally:
@@ -41,6 +43,7 @@ def test_json_logs_mask_numbers_and_hide_secrets() -> None:
     assert line["dsn"] == "postgresql://user:***@db/callswitch"
     assert line["page_url"] == "https://shop.example/p?id=12345"  # short digit runs in URLs are kept
     assert line["public_url"] == "http://127.0.0.1:8080"  # addresses and dates are not phone numbers
-    assert line["note"] == "due 2026-11-23 at 1.5 s"
+    assert line["note"] == "due 2026-11-23 at 1.5 s" and line["version"] == "22.10.1"
+    assert line["member"] == "PJSIP/201"
     assert line["level"] == "info" and "timestamp" in line
     assert "3125550142" not in out.getvalue() and "s3cr3t" not in out.getvalue()
