@@ -105,6 +105,7 @@ class DialingConfig:
     retry_backoff: tuple[float, ...] = (300.0, 900.0)
     max_age: float = 86400.0  # a request not connected by then expires
     customer_timeout: int = 30  # seconds the visitor's phone rings
+    busy_wait: float = 2.0  # when every member is on another call, look again after this
 
 
 @dataclass(frozen=True)
@@ -435,7 +436,7 @@ def _parse_ami(n: Node, named: bool = False) -> AmiConfig:
 def _parse_dialing(n: Node) -> DialingConfig:
     n.mapping({
         "node", "max_concurrent_calls", "max_calls_per_destination", "lease", "poll_interval", "customer_retries",
-        "retry_backoff", "max_age", "customer_timeout",
+        "retry_backoff", "max_age", "customer_timeout", "busy_wait",
     })
     d = DialingConfig()
     backoff: list[float] = []
@@ -464,6 +465,7 @@ def _parse_dialing(n: Node) -> DialingConfig:
         max_age=collect(lambda: n["max_age"].convert(parse_duration, "a duration", d.max_age)) or d.max_age,
         customer_timeout=collect(lambda: n["customer_timeout"].int(d.customer_timeout, min=5, max=300))
         or d.customer_timeout,
+        busy_wait=collect(lambda: n["busy_wait"].convert(parse_duration, "a duration", d.busy_wait)) or d.busy_wait,
     )
 
 

@@ -89,6 +89,8 @@ class _Attempt:
     channels: dict[str, str] = field(default_factory=dict)  # leg_id -> Asterisk channel name
     records: dict[str, RecordLeg] = field(default_factory=dict)
     state: str = states.QUEUED
+    originated: int = 0  # legs actually sent to Asterisk
+    refused: int = 0  # legs refused for capacity (member busy, limits) before dialling
 
 
 class Dialer:
@@ -307,6 +309,13 @@ class Dialer:
                 await self.queue.release(conn, request_id)
                 await self._notify_status(conn, request_id)
                 return
+            members = [m.dial for d in plan.chain for m in d.members]
+            busy = {r["member"] for r in await conn.fetch(Q.busy_members, members)}
+            if members and busy >= set(members):
+                # every member is on another call: wait in the queue instead of burning an attempt
+                await conn.execute(Q.postpone, request_id, now + timedelta(seconds=self.policy.busy_wait),
+                                   self.node)
+                return
             destination = plan.destination.name if plan.destination else None
             attempt = await self.queue.start_attempt(conn, request_id, plan.rule, destination, row["state"])
             if attempt is None:
@@ -379,7 +388,10 @@ class Dialer:
             elif isinstance(cmd, SetState):
                 await self._set_state(active, cmd)
             elif isinstance(cmd, Finish):
-                await self._finish(active.request_id, active.attempt, cmd.result)
+                if not cmd.result.connected and active.originated == 0 and active.refused:
+                    await self._postpone(active)
+                else:
+                    await self._finish(active.request_id, active.attempt, cmd.result)
 
     async def _originate(self, active: _Attempt, cmd: Originate) -> None:
         record = active.records[cmd.leg_id]
@@ -393,10 +405,12 @@ class Dialer:
             verdict = await self.queue.reserve_leg(conn, reservation, trunk)
         if verdict != "ok":
             log.info("leg_refused", callback_id=str(active.request_id), leg_id=cmd.leg_id, limit=verdict)
+            active.refused += 1
             disposition = REFUSAL_DISPOSITION.get(verdict, "congestion")
             active.facts.put_nowait(self._synthetic_end(active, cmd.leg_id, disposition, self.clock()))
             return
         self.interpreter.expect_leg(cmd.leg_id, request_id=str(active.request_id), attempt=active.attempt)
+        active.originated += 1
         try:
             await active.client.originate(
                 action_id=cmd.leg_id, channel=cmd.dial_string, context=AGENT_CONTEXT, exten="s", priority=1,
@@ -487,8 +501,9 @@ class Dialer:
             if result.connected:
                 await self.queue.set_state(conn, request_id, states.COMPLETED, "completed", previous=current["state"],
                                            outcome="connected", detail={"message": result.detail})
-            elif result.retry and self._may_retry(current, attempt, now):
-                due = now + timedelta(seconds=self._backoff(attempt))
+            elif result.retry and self._may_retry(current, real := await conn.fetchval(Q.real_attempts, request_id),
+                                                  now):
+                due = now + timedelta(seconds=self._backoff(real))
                 await self.queue.set_state(conn, request_id, states.SCHEDULED, "retry_scheduled",
                                            previous=current["state"], due_at=due,
                                            detail={"reason": result.outcome, "due_at": due.isoformat(),
@@ -501,8 +516,19 @@ class Dialer:
         log.info("attempt_finished", callback_id=str(request_id), attempt=attempt, outcome=result.outcome,
                  retry=result.retry, detail=result.detail)
 
-    def _may_retry(self, row: Any, attempt: int, now: datetime) -> bool:
-        if attempt > self.policy.customer_retries:
+    async def _postpone(self, active: _Attempt) -> None:
+        """No member could be rung (all on other calls, or no line free): queue again, no attempt counted."""
+        due = self.clock() + timedelta(seconds=self.policy.busy_wait)
+        async with self.db.acquire() as conn:
+            await self.queue.finish_attempt(conn, active.request_id, active.attempt, "postponed",
+                                            "every member busy or no line free")
+            await conn.execute(Q.free_attempt_legs, active.request_id, active.attempt)
+            await self.queue.set_state(conn, active.request_id, states.QUEUED, "postponed", previous=active.state,
+                                       due_at=due, detail={"due_at": due.isoformat()})
+            await self.queue.release(conn, active.request_id)
+
+    def _may_retry(self, row: Any, real_attempts: int, now: datetime) -> bool:
+        if real_attempts > self.policy.customer_retries:
             return False
         return bool(row["created_at"] + timedelta(seconds=self.policy.max_age) > now)
 

@@ -19,7 +19,7 @@ from callswitch.db.wakeup import WorkSignal
 from callswitch.dialer.worker import Dialer
 from callswitch.intake.app import create_app
 from callswitch.routing.reload import RulesHolder
-from callswitch.testing.pbx import PbxSimulator
+from callswitch.testing.pbx import PbxSimulator, lab_behaviour
 
 # Lab number plan (callswitch.testing.pbx.lab_behaviour), X any digit: agents +1312555010X accept,
 # 011X decline, 012X no answer, 013X busy, 014X congestion; customers +1773555020X hang up after
@@ -47,8 +47,10 @@ dialing:
   lease: 5s
   customer_retries: 1
   retry_backoff: [0.3s]
+  busy_wait: 0.1s
   customer_timeout: 10
 routing: {{file: routing.yaml}}
+intake: {{rate_limits: {{per_ip: "off", per_phone: "off", per_site: "off"}}}}
 sites:
   shop: {{site_key: pk_shop_123456, allowed_origins: ["https://shop.example"]}}
 """
@@ -97,8 +99,9 @@ StackFactory = Callable[..., Awaitable[Stack]]
 async def stack(clean_db: str, tmp_path: Path) -> AsyncIterator[StackFactory]:
     made: list[tuple[Stack, Database]] = []
 
-    async def make(members: str = '"+13125550100"', strategy: str = "sequential") -> Stack:
-        sim = PbxSimulator(users={"callswitch": "secret"}, time_scale=0.01)
+    async def make(members: str = '"+13125550100"', strategy: str = "sequential",
+                   behaviour: Callable[[str], str] = lab_behaviour) -> Stack:
+        sim = PbxSimulator(users={"callswitch": "secret"}, time_scale=0.01, default_behaviour=behaviour)
         await sim.start()
         (tmp_path / "routing.yaml").write_text(ROUTING.replace("{members}", members).replace("{strategy}", strategy))
         (tmp_path / "callswitch.yaml").write_text(textwrap.dedent(CONFIG.format(dsn=clean_db, port=sim.port)))
@@ -176,3 +179,66 @@ async def test_customer_busy_is_retried_then_fails(stack: StackFactory) -> None:
     attempts = await st.fetch("SELECT attempt, outcome FROM call_attempts WHERE request_id = $1::uuid ORDER BY 1", rid)
     assert [(a["attempt"], a["outcome"]) for a in attempts] == [(1, "customer_busy"), (2, "customer_busy")]
     assert len(st.sim.originates) == 2
+
+
+async def test_simultaneous_ring_first_acceptor_wins(stack: StackFactory) -> None:
+    # the first member accepts, the second declines, the third never answers: the losers are released
+    st = await stack(members='"+13125550100", "+13125550110", "+13125550120"', strategy="simultaneous")
+    rid = await st.post("+17735550200")
+    row = await st.wait_final(rid)
+    assert row["outcome"] == "connected"
+    legs = await st.fetch("SELECT number_dialled, disposition FROM call_legs WHERE request_id = $1::uuid "
+                          "AND leg = 'agent' ORDER BY number_dialled", rid)
+    dispositions = {r["number_dialled"]: r["disposition"] for r in legs}
+    assert dispositions["+13125550100"] == "accepted"
+    assert dispositions["+13125550110"] in ("declined", "answered_elsewhere")  # presses 2 as the winner accepts
+    assert dispositions["+13125550120"] in ("answered_elsewhere", "cancelled", "no_answer")
+    assert len(st.sim.originates) == 3
+    assert sum(1 for r in await st.fetch("SELECT 1 FROM call_legs WHERE request_id = $1::uuid AND leg = 'customer'",
+                                          rid)) == 1
+
+
+async def test_visitor_cancels_while_the_agent_is_ringing(stack: StackFactory) -> None:
+    st = await stack(members='"+13125550120"')  # rings without answering
+    rid = await st.post("+17735550200")
+    async with asyncio.timeout(10):
+        while not st.sim.originates:
+            await asyncio.sleep(0.02)
+    resp = await st.http.post(f"/v1/callbacks/{rid}/cancel")
+    assert resp.status == 200
+    row = await st.wait_final(rid)
+    assert row["state"] == "cancelled"
+    legs = await st.fetch("SELECT leg, disposition FROM call_legs WHERE request_id = $1::uuid", rid)
+    assert [r["leg"] for r in legs] == ["agent"]  # the visitor was never dialled
+    assert await st.fetch("SELECT * FROM dialer_channels") == []
+
+
+def agents_accept_visitors_talk(number: str) -> str:
+    digits = number.lstrip("+")
+    return lab_behaviour(number) if digits.startswith("131255501") else "hangs_up"
+
+
+async def test_two_daemons_share_200_requests_and_dial_each_leg_once(stack: StackFactory) -> None:
+    members = ", ".join(f'"+131255501{i:02d}"' for i in range(10))  # 10 accepting agents
+    st = await stack(members=members, behaviour=agents_accept_visitors_talk)
+    second = Dialer(st.dialer.config, st.dialer.db, st.dialer.rules, node="second-node")
+    await second.start()
+    try:
+        assert await second.clients[0].wait_connected(5)
+        ids = [await st.post(f"+1773555{3000 + i}") for i in range(200)]
+        rows = [await st.wait_final(rid, timeout=120) for rid in ids]
+    finally:
+        await second.stop(deadline=5)
+    assert [r["outcome"] for r in rows] == ["connected"] * 200
+    channel_ids = [o.headers.get("ChannelId") for o in st.sim.originates]
+    assert len(channel_ids) == len(set(channel_ids))  # no leg was ever originated twice
+    per_request = await st.fetch(
+        """SELECT request_id, count(*) FILTER (WHERE leg = 'customer') AS customer_legs,
+                  count(*) FILTER (WHERE disposition = 'accepted') AS accepted,
+                  count(DISTINCT attempt) AS attempts
+           FROM call_legs GROUP BY request_id""")
+    assert len(per_request) == 200
+    assert all(r["customer_legs"] == 1 and r["accepted"] == 1 for r in per_request)
+    nodes = await st.fetch("SELECT node, count(*) FROM call_attempts GROUP BY node")
+    assert {r["node"] for r in nodes} == {"test-node", "second-node"}  # both did work
+    assert await st.fetch("SELECT * FROM dialer_channels") == []

@@ -125,3 +125,16 @@ SELECT * FROM callback_requests WHERE id = $1
 
 -- name: get_request_state
 SELECT state FROM callback_requests WHERE id = $1
+
+-- name: busy_members
+-- Which of these members are on a call now (any daemon).
+SELECT DISTINCT member FROM dialer_channels WHERE member = ANY($1::text[]) AND expires_at > now()
+
+-- name: postpone
+-- Nobody can take the request right now: back to the queue, without counting an attempt.
+UPDATE callback_requests SET due_at = $2, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = $1 AND lease_owner = $3
+
+-- name: real_attempts
+-- Attempts that dialled someone (postponed ones, where every member was busy, do not count).
+SELECT count(*) FROM call_attempts WHERE request_id = $1 AND outcome IS DISTINCT FROM 'postponed'
