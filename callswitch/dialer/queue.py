@@ -54,10 +54,11 @@ class Queue:
     async def claim_orphaned(self, conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
         return list(await conn.fetch(Q.claim_orphaned, self.node, limit, self.lease_seconds))
 
-    async def renew(self, conn: asyncpg.Connection) -> None:
+    async def renew(self, conn: asyncpg.Connection, request_ids: list[uuid.UUID]) -> None:
+        """Extend the leases (and live-channel reservations) of the requests this node is working."""
         async with conn.transaction():
-            await conn.execute(Q.renew_leases, self.node, self.lease_seconds)
-            await conn.execute(Q.renew_channels, self.node, self.lease_seconds)
+            await conn.execute(Q.renew_leases, self.node, self.lease_seconds, request_ids)
+            await conn.execute(Q.renew_channels, self.node, self.lease_seconds, request_ids)
 
     async def release(self, conn: asyncpg.Connection, request_id: uuid.UUID) -> None:
         await conn.execute(Q.release_lease, request_id, self.node)

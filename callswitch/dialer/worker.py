@@ -26,7 +26,7 @@ import itertools
 import os
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -118,6 +118,7 @@ class Dialer:
         self.interpreter = Interpreter()
         self.clients = list(clients) if clients is not None else [self._make_client(s) for s in config.ami_servers]
         self._attempts: dict[tuple[str, int], _Attempt] = {}
+        self._working: set[uuid.UUID] = set()  # requests whose lease this node keeps renewing
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
@@ -244,7 +245,7 @@ class Dialer:
             await asyncio.sleep(self.queue.lease_seconds / 3)
             try:
                 async with self.db.acquire() as conn:
-                    await self.queue.renew(conn)
+                    await self.queue.renew(conn, list(self._working))
             except Exception as exc:
                 log.warning("lease_renewal_failed", error=str(exc))
 
@@ -256,7 +257,7 @@ class Dialer:
                 conn = await asyncpg.connect(self.db.config.dsn, timeout=self.db.config.connect_timeout)
                 await conn.add_listener(WORK_CHANNEL, self._on_notify)
                 closed = asyncio.Event()
-                conn.add_termination_listener(lambda _c, ev=closed: ev.set())  # type: ignore[misc]
+                conn.add_termination_listener(lambda _c, ev=closed: ev.set())
                 await closed.wait()
             except asyncio.CancelledError:
                 raise
@@ -278,6 +279,7 @@ class Dialer:
     # -- working one request --------------------------------------------------------------------------
     async def _work(self, row: asyncpg.Record) -> None:
         request_id: uuid.UUID = row["id"]
+        self._working.add(request_id)
         try:
             await self._work_request(row)
         except Exception as exc:
@@ -286,6 +288,8 @@ class Dialer:
             else:
                 log.exception("dialer_request_failed", callback_id=str(request_id))
             # the lease lapses and the request is taken over (and reconciled) later
+        finally:
+            self._working.discard(request_id)
 
     async def _work_request(self, row: asyncpg.Record) -> None:
         request_id: uuid.UUID = row["id"]
@@ -374,24 +378,47 @@ class Dialer:
 
     async def _execute(self, active: _Attempt, commands: list[Command]) -> None:
         for cmd in commands:
-            if isinstance(cmd, RecordLeg):
-                if cmd.role == "agent":
-                    active.records[cmd.leg_id] = cmd  # written with its reservation, just before the Originate
-                else:
-                    await self._insert_leg(active, cmd)
-            elif isinstance(cmd, Originate):
-                await self._originate(active, cmd)
-            elif isinstance(cmd, UpdateLeg):
-                await self._update_leg(active, cmd)
-            elif isinstance(cmd, Hangup):
-                await self._hangup(active, cmd)
-            elif isinstance(cmd, SetState):
-                await self._set_state(active, cmd)
-            elif isinstance(cmd, Finish):
-                if not cmd.result.connected and active.originated == 0 and active.refused:
-                    await self._postpone(active)
-                else:
-                    await self._finish(active.request_id, active.attempt, cmd.result)
+            await self._patiently(lambda c=cmd: self._execute_one(active, c), type(cmd).__name__)  # type: ignore[misc]
+
+    async def _patiently(self, op: Callable[[], Awaitable[None]], what: str) -> None:
+        """Run a step that writes to Postgres; while Postgres is unreachable, wait and try again.
+
+        The call goes on in Asterisk meanwhile, so its record is written late rather than lost. Every
+        step is safe to repeat (leg reservation and insert are idempotent; a state change repeated
+        after a lost reply adds one duplicate audit event at most).
+        """
+        delay = 0.25
+        give_up = asyncio.get_running_loop().time() + self.policy.lease_seconds * 20
+        while True:
+            try:
+                await op()
+                return
+            except Exception as exc:
+                if not is_unavailable(exc) or asyncio.get_running_loop().time() > give_up:
+                    raise
+                log.warning("dialer_waiting_for_database", step=what, error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+
+    async def _execute_one(self, active: _Attempt, cmd: Command) -> None:
+        if isinstance(cmd, RecordLeg):
+            if cmd.role == "agent":
+                active.records[cmd.leg_id] = cmd  # written with its reservation, just before the Originate
+            else:
+                await self._insert_leg(active, cmd)
+        elif isinstance(cmd, Originate):
+            await self._originate(active, cmd)
+        elif isinstance(cmd, UpdateLeg):
+            await self._update_leg(active, cmd)
+        elif isinstance(cmd, Hangup):
+            await self._hangup(active, cmd)
+        elif isinstance(cmd, SetState):
+            await self._set_state(active, cmd)
+        elif isinstance(cmd, Finish):
+            if not cmd.result.connected and active.originated == 0 and active.refused:
+                await self._postpone(active)
+            else:
+                await self._finish(active.request_id, active.attempt, cmd.result)
 
     async def _originate(self, active: _Attempt, cmd: Originate) -> None:
         record = active.records[cmd.leg_id]
@@ -541,22 +568,36 @@ class Dialer:
 
     # -- taking over after a crash --------------------------------------------------------------------------
     async def _take_over(self, row: asyncpg.Record) -> None:
-        """A request left mid-call by a node that died: settle its attempt against Asterisk, then go on."""
+        """A request left mid-call by a node that died: settle its attempt against Asterisk, then go on.
+
+        Nothing is dialled for it while any channel of its unfinished attempts is still up on some
+        Asterisk server (the call goes on without us; we keep the lease and look again). A visitor
+        channel seen then, or an answered visitor leg on record, means the call was connected.
+        """
         request_id: uuid.UUID = row["id"]
+        self._working.add(request_id)
         try:
             async with self.db.acquire() as conn:
                 attempts = await self.queue.unfinished_attempts(conn, request_id)
             leg_ids = {leg for a in attempts for leg in a["leg_ids"]}
-            live = await self._live_legs(leg_ids)
-            if live is None or live:
-                # Asterisk can't be asked, or the call is still up: touch nothing, look again later.
-                log.info("takeover_waiting", callback_id=str(request_id), live_legs=sorted(live or []))
+            saw_customer = False
+            while not self._stopping:
+                live = await self._live_channels(leg_ids)
+                if live is not None and not live:
+                    break
+                if live:
+                    saw_customer = saw_customer or any(
+                        ch.get("Uniqueid") not in leg_ids and ch.get("Linkedid") in leg_ids for ch in live)
+                log.info("takeover_waiting", callback_id=str(request_id), live_channels=len(live or ()),
+                         asterisk_reachable=live is not None)
+                await asyncio.sleep(self.policy.poll_interval)
+            if self._stopping:
                 return
+            connected = saw_customer
             async with self.db.acquire() as conn:
-                connected = False
                 for a in attempts:
                     await conn.execute(Q.close_open_legs, request_id, a["attempt"])
-                    was = bool(await conn.fetchval(Q.attempt_was_connected, request_id, a["attempt"]))
+                    was = saw_customer or bool(await conn.fetchval(Q.attempt_was_connected, request_id, a["attempt"]))
                     connected = connected or was
                     await self.queue.finish_attempt(conn, request_id, a["attempt"], "connected" if was else "unknown",
                                                     "settled after the dialer node stopped mid-call")
@@ -569,12 +610,14 @@ class Dialer:
         except Exception as exc:
             if not is_unavailable(exc):
                 log.exception("takeover_failed", callback_id=str(request_id))
+        finally:
+            self._working.discard(request_id)
 
-    async def _live_legs(self, leg_ids: set[str]) -> set[str] | None:
-        """Which of these legs still have a channel on some Asterisk; None if a server can't be asked."""
+    async def _live_channels(self, leg_ids: set[str]) -> list[Any] | None:
+        """Channels of these legs (or created by them) still up on any Asterisk; None if one can't be asked."""
         if not leg_ids:
-            return set()
-        live: set[str] = set()
+            return []
+        live: list[Any] = []
         for client in self.clients:
             if not client.connected:
                 return None
@@ -582,11 +625,7 @@ class Dialer:
                 channels = await client.channels()
             except AmiError:
                 return None
-            for ch in channels:
-                for key in ("Uniqueid", "Linkedid"):
-                    value = ch.get(key)
-                    if value in leg_ids:
-                        live.add(value)
+            live += [ch for ch in channels if ch.get("Uniqueid") in leg_ids or ch.get("Linkedid") in leg_ids]
         return live
 
 

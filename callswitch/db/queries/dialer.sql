@@ -30,11 +30,12 @@ FROM orphaned WHERE r.id = orphaned.id
 RETURNING r.*
 
 -- name: renew_leases
+-- Only the requests this node is still working: a request whose task died lets its lease lapse.
 UPDATE callback_requests SET lease_expires_at = now() + make_interval(secs => $2)
-WHERE lease_owner = $1 AND finished_at IS NULL
+WHERE lease_owner = $1 AND id = ANY($3::uuid[]) AND finished_at IS NULL
 
 -- name: renew_channels
-UPDATE dialer_channels SET expires_at = now() + make_interval(secs => $2) WHERE node = $1
+UPDATE dialer_channels SET expires_at = now() + make_interval(secs => $2) WHERE node = $1 AND request_id = ANY($3::uuid[])
 
 -- name: release_lease
 UPDATE callback_requests SET lease_owner = NULL, lease_expires_at = NULL

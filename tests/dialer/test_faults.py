@@ -1,0 +1,198 @@
+"""Faults mid-call: AMI connection lost, Asterisk restarted, the daemon SIGKILLed, Postgres restarted.
+
+Each ends with the request in a final state, its legs recorded, and no leg originated twice
+(asserted on the simulator's own record of the Originates it received).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from callswitch.dialer.ami_client import AmiClient, AmiServer
+from callswitch.pgcluster import LocalCluster
+from callswitch.testing.pbx import PbxSimulator, lab_behaviour
+from tests.conftest import with_database
+from tests.dialer.conftest import Stack, StackFactory
+
+STAYS = "+17735550210"  # the visitor stays on the line until the other side hangs up
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def wait_for_state(st: Stack, rid: str, state: str, timeout: float = 20) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            rows = await st.fetch("SELECT state FROM callback_requests WHERE id = $1::uuid", rid)
+            if rows and rows[0]["state"] == state:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def hang_up_everything(port: int) -> int:
+    """What a person hanging up does: ask the PBX to hang up every channel."""
+    client = AmiClient(AmiServer("ops", "127.0.0.1", port, "callswitch", "secret"), lambda _m: None)
+    await client.start()
+    try:
+        assert await client.wait_connected(5)
+        channels = await client.channels()
+        for ch in channels:
+            await client.action("Hangup", {"Channel": ch["Channel"]})
+        return len(channels)
+    finally:
+        await client.stop()
+
+
+def assert_no_leg_originated_twice(sim: PbxSimulator) -> None:
+    ids = [o.headers.get("ChannelId") for o in sim.originates]
+    assert len(ids) == len(set(ids)), ids
+
+
+async def test_ami_connection_lost_mid_call(stack: StackFactory) -> None:
+    st = await stack()
+    rid = await st.post(STAYS)
+    await wait_for_state(st, rid, "connected")
+    client = st.dialer.clients[0]
+    await st.sim.drop_connections()
+    async with asyncio.timeout(10):
+        while client.reconnects < 1 or not client.connected:
+            await asyncio.sleep(0.05)
+    assert await hang_up_everything(st.sim.port) >= 1
+    row = await st.wait_final(rid)
+    assert (row["state"], row["outcome"]) == ("completed", "connected")
+    assert len(st.sim.originates) == 1
+    legs = await st.fetch("SELECT leg, ended_at FROM call_legs WHERE request_id = $1::uuid", rid)
+    assert sorted(leg["leg"] for leg in legs) == ["agent", "customer"] and all(leg["ended_at"] for leg in legs)
+
+
+async def test_asterisk_restarted_mid_call(stack: StackFactory) -> None:
+    st = await stack()
+    rid = await st.post(STAYS)
+    await wait_for_state(st, rid, "connected")
+    port = st.sim.port
+    await st.sim.stop()  # the PBX dies: its calls vanish without a single event
+    restarted = PbxSimulator(users={"callswitch": "secret"}, time_scale=0.01, default_behaviour=lab_behaviour)
+    await restarted.start(port=port)
+    originates_before = list(st.sim.originates)
+    st.sim = restarted
+    row = await st.wait_final(rid)
+    # the visitor had answered: the call counts as connected, and nobody is dialled again
+    assert (row["state"], row["outcome"]) == ("completed", "connected")
+    assert len(originates_before) == 1 and restarted.originates == []
+    assert await st.fetch("SELECT * FROM dialer_channels") == []
+
+
+CONFIG = """\
+http: {{listen: "127.0.0.1:{http_port}"}}
+database: {{dsn: "{dsn}", min_connections: 1, max_connections: 5}}
+ami: {{host: 127.0.0.1, port: {ami_port}, username: callswitch, secret: secret}}
+dialing: {{poll_interval: 0.2s, lease: 1s, customer_retries: 1, retry_backoff: [0.2s], busy_wait: 0.1s}}
+routing: {{file: routing.yaml}}
+logging: {{level: info, format: json}}
+sites:
+  shop: {{site_key: pk_shop_123456, allowed_origins: ["https://shop.example"]}}
+"""
+ROUTING = """\
+version: 1
+defaults: {timezone: UTC, ring_timeout: 5}
+trunks: {carrier: {dial: "PJSIP/{number}@carrier"}}
+destinations: {store: {members: ["+13125550100"]}}
+default: store
+"""
+
+
+def start_daemon(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "callswitch", "serve", "-c", str(cfg)], env=env,
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+async def test_daemon_killed_mid_call_is_taken_over_without_dialling_again(clean_db: str, tmp_path: Path) -> None:
+    from callswitch.pgcluster import free_port
+
+    sim = PbxSimulator(users={"callswitch": "secret"}, time_scale=0.01)
+    await sim.start()
+    (tmp_path / "routing.yaml").write_text(ROUTING)
+    cfg = tmp_path / "callswitch.yaml"
+    http_port = free_port()
+    cfg.write_text(textwrap.dedent(CONFIG.format(http_port=http_port, dsn=clean_db, ami_port=sim.port)))
+    log = tmp_path / "daemon.log"
+    first = start_daemon(cfg, log)
+    second = None
+    conn = await asyncpg.connect(clean_db)
+    try:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http, asyncio.timeout(30):
+            while True:
+                try:
+                    async with http.post(f"http://127.0.0.1:{http_port}/v1/callbacks",
+                                         json={"site_key": "pk_shop_123456", "name": "Ada", "phone": STAYS},
+                                         headers={"Origin": "https://shop.example"}) as resp:
+                        if resp.status == 202:
+                            rid = (await resp.json())["id"]
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.1)
+        async with asyncio.timeout(30):
+            while await conn.fetchval("SELECT state FROM callback_requests WHERE id = $1::uuid", rid) != "connected":
+                await asyncio.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        second = start_daemon(cfg, log)
+        await asyncio.sleep(2.0)  # the lease lapses and the second daemon finds the call still up
+        assert await conn.fetchval("SELECT finished_at FROM callback_requests WHERE id = $1::uuid", rid) is None
+        assert await hang_up_everything(sim.port) >= 1
+        async with asyncio.timeout(30):
+            while await conn.fetchval("SELECT finished_at FROM callback_requests WHERE id = $1::uuid", rid) is None:
+                await asyncio.sleep(0.1)
+        row = await conn.fetchrow("SELECT state, outcome FROM callback_requests WHERE id = $1::uuid", rid)
+        assert (row["state"], row["outcome"]) == ("completed", "connected"), log.read_text()[-3000:]
+        assert len(sim.originates) == 1  # the visitor was not called again
+        assert await conn.fetchval("SELECT count(*) FROM call_legs WHERE ended_at IS NULL") == 0
+    finally:
+        await conn.close()
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(15)
+        await sim.stop()
+
+
+@pytest.mark.slow
+async def test_postgres_restarted_mid_call(stack: StackFactory) -> None:
+    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="callswitch-pgrestart-")))
+    await asyncio.to_thread(cluster.start)
+    try:
+        admin = await asyncpg.connect(cluster.dsn())
+        await admin.execute("CREATE DATABASE faults")
+        await admin.close()
+        dsn = with_database(cluster.dsn(), "faults")
+        from callswitch.db.migrate import migrate
+
+        conn = await asyncpg.connect(dsn)
+        await migrate(conn)
+        await conn.close()
+        st = await stack(dsn=dsn)
+        rid = await st.post(STAYS)
+        await wait_for_state(st, rid, "connected")
+        await asyncio.to_thread(cluster.stop, "fast")
+        assert await hang_up_everything(st.sim.port) >= 1  # the call ends while Postgres is down
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(cluster.start)
+        row = await st.wait_final(rid)
+        assert (row["state"], row["outcome"]) == ("completed", "connected")
+        assert len(st.sim.originates) == 1
+        legs = await st.fetch("SELECT leg, disposition, ended_at FROM call_legs WHERE request_id = $1::uuid", rid)
+        assert sorted(leg["leg"] for leg in legs) == ["agent", "customer"] and all(leg["ended_at"] for leg in legs)
+    finally:
+        await asyncio.to_thread(cluster.destroy)
