@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from callswitch.dialer.worker import Dialer
 from callswitch.testing.pbx import lab_behaviour
@@ -123,3 +126,41 @@ async def test_two_daemons_share_200_requests_and_dial_each_leg_once(stack: Stac
     nodes = await st.fetch("SELECT node, count(*) FROM call_attempts GROUP BY node")
     assert {r["node"] for r in nodes} == {"test-node", "second-node"}  # both did work
     assert await st.fetch("SELECT * FROM dialer_channels") == []
+
+
+async def test_deferred_request_is_routed_again_when_due(stack: StackFactory, tmp_path: Path) -> None:
+    st = await stack()
+    routing = tmp_path / "routing.yaml"
+    original = routing.read_text()
+    today = datetime.now(UTC).date()
+    closed = original.replace("destinations:", textwrap.dedent(f"""\
+        schedules:
+          hours:
+            weekly: {{mon-sun: "00:00-24:00"}}
+            exceptions:
+              - {{from: {(today - timedelta(days=1)).isoformat()}, to: {(today + timedelta(days=2)).isoformat()},
+                 closed: true}}
+        destinations:""")).replace("    overflow: central\n", "    overflow: central\n    schedule: hours\n"
+                                  "    when_closed: wait\n")
+    routing.write_text(closed)
+    assert st.dialer.rules.reload(), st.dialer.rules.last_error
+    rid = await st.post("+17735550200")
+    rows = await st.fetch("SELECT state, due_at FROM callback_requests WHERE id = $1::uuid", rid)
+    assert rows[0]["state"] == "scheduled" and rows[0]["due_at"].date() > today
+    # Time passes; when the request comes due the store is still closed: it is deferred again, not dialled.
+    await st.fetch("UPDATE callback_requests SET due_at = now() WHERE id = $1::uuid", rid)
+    st.dialer.wake()
+    async with asyncio.timeout(10):
+        while True:
+            events = await st.fetch("SELECT event FROM callback_events WHERE request_id = $1::uuid", rid)
+            if any(e["event"] == "deferred" for e in events):
+                break
+            await asyncio.sleep(0.05)
+    assert st.sim.originates == []
+    # The store opens (the admin removed the closure) and the request comes due: now it is dialled.
+    routing.write_text(original)
+    assert st.dialer.rules.reload()
+    await st.fetch("UPDATE callback_requests SET due_at = now() WHERE id = $1::uuid", rid)
+    st.dialer.wake()
+    row = await st.wait_final(rid)
+    assert row["outcome"] == "connected" and len(st.sim.originates) == 1
