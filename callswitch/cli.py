@@ -197,9 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo)
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=_version)
+    from callswitch.reports.cli import register as register_reports
     from callswitch.routing.cli import register as register_rules
 
     register_rules(sub)
+    register_reports(sub)
     return parser
 
 

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from tests.reports.history import load_history
+
+
+@pytest.fixture
+async def conn(clean_db: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the emptied test database holding the known history of tests/reports/history.py."""
+    c = await asyncpg.connect(clean_db)
+    try:
+        await c.execute("TRUNCATE retention_runs")
+        await load_history(c)
+        yield c
+    finally:
+        await c.close()
