@@ -10,6 +10,7 @@ overrides (``CALLSWITCH_AMI__SECRET``, ``CALLSWITCH_DATABASE__DSN``,
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -73,6 +74,7 @@ class HttpConfig:
     max_body_bytes: int = 64 * 1024
     trusted_proxies: tuple[str, ...] = ()
     retry_after_seconds: int = 5
+    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # who may read /metrics without the admin token
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class DialingConfig:
     max_age: float = 86400.0  # a request not connected by then expires
     customer_timeout: int = 30  # seconds the visitor's phone rings
     busy_wait: float = 2.0  # when every member is on another call, look again after this
+    drain_timeout: float = 60.0  # on SIGTERM, let calls in progress finish this long
 
 
 @dataclass(frozen=True)
@@ -363,20 +366,14 @@ def _parse_listen(node: Node) -> tuple[str, int]:
 
 
 def _parse_http(n: Node) -> HttpConfig:
-    n.mapping({"listen", "public_url", "max_body_bytes", "trusted_proxies", "retry_after_seconds"})
+    n.mapping({"listen", "public_url", "max_body_bytes", "trusted_proxies", "retry_after_seconds", "metrics_allow"})
     listen = collect(lambda: _parse_listen(n["listen"])) or ("127.0.0.1", 8080)
     public_url = collect(
         lambda: n["public_url"].convert(_check_url, "a URL", f"http://{listen[0]}:{listen[1]}")
     )
     max_body = collect(lambda: n["max_body_bytes"].int(64 * 1024, min=1024, max=10 * 1024 * 1024))
-    proxies = collect(lambda: n["trusted_proxies"].str_list([])) or []
-    for i, p in enumerate(proxies):
-        import ipaddress
-
-        try:
-            ipaddress.ip_network(p, strict=False)
-        except ValueError:
-            n["trusted_proxies"][i].fail("not an IP address or network")
+    proxies = _networks(n["trusted_proxies"], ())
+    metrics_allow = _networks(n["metrics_allow"], HttpConfig.metrics_allow)
     retry_after = collect(lambda: n["retry_after_seconds"].int(5, min=1, max=3600))
     return HttpConfig(
         host=listen[0],
@@ -385,7 +382,25 @@ def _parse_http(n: Node) -> HttpConfig:
         max_body_bytes=max_body or 64 * 1024,
         trusted_proxies=tuple(proxies),
         retry_after_seconds=retry_after or 5,
+        metrics_allow=tuple(metrics_allow),
     )
+
+
+def _networks(node: Node, default: tuple[str, ...]) -> list[str]:
+    if not node.present:
+        return list(default)
+    out = []
+    for item in node.sequence():
+        value = collect(lambda i=item: i.str())  # type: ignore[misc]
+        if value is None:
+            continue
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            item.fail("not an IP address or network")
+            continue
+        out.append(value)
+    return out
 
 
 def _parse_database(n: Node) -> DatabaseConfig:
@@ -436,7 +451,7 @@ def _parse_ami(n: Node, named: bool = False) -> AmiConfig:
 def _parse_dialing(n: Node) -> DialingConfig:
     n.mapping({
         "node", "max_concurrent_calls", "max_calls_per_destination", "lease", "poll_interval", "customer_retries",
-        "retry_backoff", "max_age", "customer_timeout", "busy_wait",
+        "retry_backoff", "max_age", "customer_timeout", "busy_wait", "drain_timeout",
     })
     d = DialingConfig()
     backoff: list[float] = []
@@ -466,6 +481,8 @@ def _parse_dialing(n: Node) -> DialingConfig:
         customer_timeout=collect(lambda: n["customer_timeout"].int(d.customer_timeout, min=5, max=300))
         or d.customer_timeout,
         busy_wait=collect(lambda: n["busy_wait"].convert(parse_duration, "a duration", d.busy_wait)) or d.busy_wait,
+        drain_timeout=collect(lambda: n["drain_timeout"].convert(parse_duration, "a duration", d.drain_timeout))
+        or d.drain_timeout,
     )
 
 

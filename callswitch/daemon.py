@@ -39,6 +39,7 @@ class Service:
     work: WorkSignal | None = None
     dialer: Dialer | None = None
     shutdown_deadline: float = 30.0
+    demo: bool = False
     runner: web.AppRunner | None = None
     schema_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -52,7 +53,7 @@ class Service:
                 watch_file(self.rules, on_reload=lambda ok: self._log_reload(ok, "file changed"))))
         self.work = WorkSignal(self.db)
         self._tasks.append(asyncio.get_running_loop().create_task(self.work.run()))
-        app = create_app(self.config, self.db, self.metrics, rules=self.rules, work=self.work)
+        app = create_app(self.config, self.db, self.metrics, rules=self.rules, work=self.work, demo=self.demo)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.config.http.host, self.config.http.port, backlog=512)
@@ -127,11 +128,13 @@ def load_rules(config: Config) -> RulesHolder | None:
     return holder
 
 
-async def serve(config: Config, stop: asyncio.Event | None = None, rules: RulesHolder | None = None) -> int:
+async def serve(
+    config: Config, stop: asyncio.Event | None = None, rules: RulesHolder | None = None, *, demo: bool = False
+) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); SIGHUP reloads the routing rules."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    service = Service(config, rules=rules)
+    service = Service(config, rules=rules, demo=demo, shutdown_deadline=config.dialing.drain_timeout)
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)

@@ -86,7 +86,7 @@ async def _serve_demo(config: Config, server_dsn: str | None, rules: RulesHolder
         config = replace(config, ami=server, ami_servers=(server,))
     print(_banner(config), flush=True)
     try:
-        return await serve(config, rules=rules)
+        return await serve(config, rules=rules, demo=True)
     finally:
         if sim is not None:
             await sim.stop()

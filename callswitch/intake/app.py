@@ -18,6 +18,7 @@ from callswitch.intake.http import cors_middleware, error_middleware, json_respo
 from callswitch.intake.store import BatchWriter
 from callswitch.metrics import Metrics
 from callswitch.routing.reload import RulesHolder
+from callswitch.web import setup_web
 
 
 @cache
@@ -44,6 +45,7 @@ def create_app(
     metrics: Metrics | None = None,
     rules: RulesHolder | None = None,
     work: WorkSignal | None = None,
+    demo: bool = False,
 ) -> web.Application:
     app = web.Application(
         client_max_size=config.http.max_body_bytes,
@@ -67,6 +69,7 @@ def create_app(
     # CORS preflights are answered by the middleware; these routes only make them resolvable.
     for path in ("/v1/callbacks", "/v1/callbacks/{id}", "/v1/callbacks/{id}/cancel"):
         app.router.add_route("OPTIONS", path, _preflight_fallback)
+    setup_web(app, demo=demo)  # the call button, live status stream, and the demo page
     return app
 
 
