@@ -61,6 +61,7 @@ from callswitch.dialer.flow import (
 from callswitch.dialer.interpret import Fact, Interpreter, LegEnded
 from callswitch.dialer.queue import LegReservation, Limits, Queue
 from callswitch.logs import get_logger
+from callswitch.metrics import Metrics
 from callswitch.routing.reload import RulesHolder
 
 log = get_logger("callswitch.dialer")
@@ -91,6 +92,7 @@ class _Attempt:
     state: str = states.QUEUED
     originated: int = 0  # legs actually sent to Asterisk
     refused: int = 0  # legs refused for capacity (member busy, limits) before dialling
+    roles: dict[str, str] = field(default_factory=dict)  # leg_id -> agent | customer
 
 
 class Dialer:
@@ -104,6 +106,7 @@ class Dialer:
         clients: Sequence[AmiClient] | None = None,
         clock: Callable[[], datetime] = utcnow,
         node: str | None = None,
+        metrics: Metrics | None = None,
     ):
         self.config = config
         self.policy = config.dialing
@@ -111,6 +114,7 @@ class Dialer:
         self.rules = rules
         self.work = work or WorkSignal(None)
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self.node = node or config.dialing.node or f"{socket.gethostname()}-{os.getpid()}"
         self.queue = Queue(self.node, config.dialing.lease_seconds)
         self.limits = Limits(max_global=config.dialing.max_concurrent_calls,
@@ -402,6 +406,7 @@ class Dialer:
 
     async def _execute_one(self, active: _Attempt, cmd: Command) -> None:
         if isinstance(cmd, RecordLeg):
+            active.roles[cmd.leg_id] = cmd.role
             if cmd.role == "agent":
                 active.records[cmd.leg_id] = cmd  # written with its reservation, just before the Originate
             else:
@@ -489,6 +494,8 @@ class Dialer:
             )
             if cmd.ended_at is not None:
                 await self.queue.free_leg(conn, cmd.leg_id)
+        if cmd.disposition is not None:
+            self.metrics.leg_ended(active.roles.get(cmd.leg_id, "agent"), cmd.disposition, cmd.hangup_cause)
 
     async def _hangup(self, active: _Attempt, cmd: Hangup) -> None:
         channel = active.channels.get(cmd.leg_id)
@@ -518,6 +525,9 @@ class Dialer:
 
     async def _finish(self, request_id: uuid.UUID, attempt: int, result: AttemptResult) -> None:
         now = self.clock()
+        self.metrics.attempt_outcomes.labels(outcome=result.outcome).inc()
+        log.info("attempt_finished", callback_id=str(request_id), attempt=attempt, outcome=result.outcome,
+                 retry=result.retry, detail=result.detail)
         async with self.db.acquire() as conn:
             await self.queue.finish_attempt(conn, request_id, attempt, result.outcome, result.detail)
             await conn.execute(Q.free_attempt_legs, request_id, attempt)
@@ -540,8 +550,7 @@ class Dialer:
                                            outcome=result.outcome, detail={"message": result.detail})
             await self.queue.release(conn, request_id)
             await self._notify_status(conn, request_id)
-        log.info("attempt_finished", callback_id=str(request_id), attempt=attempt, outcome=result.outcome,
-                 retry=result.retry, detail=result.detail)
+
 
     async def _postpone(self, active: _Attempt) -> None:
         """No member could be rung (all on other calls, or no line free): queue again, no attempt counted."""

@@ -186,7 +186,11 @@ async def create_callback(request: web.Request) -> web.StreamResponse:
     metrics = app[keys.METRICS]
     ip = client_ip(request, app[keys.TRUSTED_PROXIES])
     is_form = request.content_type in FORM_TYPES
+    components = app[keys.COMPONENTS]
     try:
+        if components is not None and components.draining:
+            raise ApiError(503, "shutting_down", "this server is restarting; try again in a moment",
+                           headers=_retry_after(config.http.retry_after_seconds))
         body, is_form = await read_body(request, config)
         if limits.per_ip is not None and ip:
             wait = limits.per_ip.take(ip)

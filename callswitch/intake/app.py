@@ -17,6 +17,7 @@ from callswitch.intake import admin, api, keys
 from callswitch.intake.http import cors_middleware, error_middleware, json_response
 from callswitch.intake.store import BatchWriter
 from callswitch.metrics import Metrics
+from callswitch.ops.health import Components, setup_health
 from callswitch.routing.reload import RulesHolder
 from callswitch.web import setup_web
 
@@ -46,6 +47,7 @@ def create_app(
     rules: RulesHolder | None = None,
     work: WorkSignal | None = None,
     demo: bool = False,
+    components: Components | None = None,
 ) -> web.Application:
     app = web.Application(
         client_max_size=config.http.max_body_bytes,
@@ -59,6 +61,7 @@ def create_app(
     app[keys.TRUSTED_PROXIES] = api.trusted_networks(config)
     app[keys.RULES] = rules
     app[keys.WORK] = work
+    app[keys.COMPONENTS] = components
     app.router.add_post("/v1/callbacks", api.create_callback)
     app.router.add_get("/v1/callbacks/{id}", api.get_callback)
     app.router.add_post("/v1/callbacks/{id}/cancel", api.cancel_callback)
@@ -70,6 +73,8 @@ def create_app(
     for path in ("/v1/callbacks", "/v1/callbacks/{id}", "/v1/callbacks/{id}/cancel"):
         app.router.add_route("OPTIONS", path, _preflight_fallback)
     setup_web(app, demo=demo)  # the call button, live status stream, and the demo page
+    if components is not None:
+        setup_health(app)  # /readyz, /metrics
     return app
 
 

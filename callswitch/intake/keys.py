@@ -15,6 +15,7 @@ from callswitch.metrics import Metrics
 if TYPE_CHECKING:
     from callswitch.intake.api import IntakeLimits
     from callswitch.intake.store import BatchWriter
+    from callswitch.ops.health import Components
     from callswitch.routing.reload import RulesHolder
 
 CONFIG = web.AppKey("config", Config)
@@ -25,4 +26,5 @@ TRUSTED_PROXIES: web.AppKey[list[ipaddress.IPv4Network | ipaddress.IPv6Network]]
 WRITER: web.AppKey[BatchWriter] = web.AppKey("writer")
 WORK: web.AppKey[WorkSignal | None] = web.AppKey("work")
 RULES: web.AppKey[RulesHolder | None] = web.AppKey("rules")
+COMPONENTS: web.AppKey[Components | None] = web.AppKey("components")
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -23,3 +23,7 @@ FROM callback_events WHERE request_id = $1 ORDER BY id
 
 -- name: admin_request_legs
 SELECT * FROM call_legs WHERE request_id = $1 ORDER BY attempt, id
+
+-- name: queue_depth
+-- Unfinished requests by state (for /metrics).
+SELECT state, count(*) AS n FROM callback_requests WHERE finished_at IS NULL GROUP BY state

@@ -1,0 +1,1 @@
+"""Operations: systemd notification, health, readiness and metrics."""
