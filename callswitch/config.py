@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from callswitch import yamlsrc
+from callswitch.notify.config import NotificationsConfig, parse_notifications
 from callswitch.yamlsrc import Document, Issues, Node, SourceError, collect
 
 ENV_PREFIX = "CALLSWITCH_"
@@ -109,6 +110,9 @@ class DialingConfig:
     customer_timeout: int = 30  # seconds the visitor's phone rings
     busy_wait: float = 2.0  # when every member is on another call, look again after this
     drain_timeout: float = 60.0  # on SIGTERM, let calls in progress finish this long
+    say_digits: int = 4  # trailing digits of the visitor's number read to the agent (0: all)
+    confirm_timeout: int = 6  # seconds the agent has to press a key after the beep
+    max_repeats: int = 2  # how often the agent may press 3 to hear the announcement again
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,7 @@ class Config:
     sites: dict[str, SiteConfig]
     dialing: DialingConfig = DialingConfig()
     ami_servers: tuple[AmiConfig, ...] = ()  # all Asterisk servers; ``ami`` is the first
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
 
     def site_by_key(self, site_key: str) -> SiteConfig | None:
         for site in self.sites.values():
@@ -291,7 +296,8 @@ def _check_prefix(value: Any) -> str:
 def _parse(issues: Issues, path: Path) -> Config | None:
     root = issues.root()
     top = collect(
-        lambda: root.mapping({"http", "database", "ami", "admin", "logging", "routing", "intake", "sites", "dialing"})
+        lambda: root.mapping({"http", "database", "ami", "admin", "logging", "routing", "intake", "sites", "dialing",
+                              "notifications"})
     )
     if top is None:
         return None
@@ -342,6 +348,10 @@ def _parse(issues: Issues, path: Path) -> Config | None:
             seen[site.site_key] = site_id
 
     dialing = collect(lambda: _parse_dialing(top["dialing"].mapping(required=False))) or DialingConfig()
+    notifications = collect(lambda: parse_notifications(
+        top["notifications"],
+        sites=set(sites_node.value) if sites_node is not None and isinstance(sites_node.value, dict) else None,
+    )) or NotificationsConfig()
     return Config(
         file=str(path),
         http=http,
@@ -354,6 +364,7 @@ def _parse(issues: Issues, path: Path) -> Config | None:
         sites=sites,
         dialing=dialing,
         ami_servers=ami_servers,
+        notifications=notifications,
     )
 
 
@@ -451,7 +462,8 @@ def _parse_ami(n: Node, named: bool = False) -> AmiConfig:
 def _parse_dialing(n: Node) -> DialingConfig:
     n.mapping({
         "node", "max_concurrent_calls", "max_calls_per_destination", "lease", "poll_interval", "customer_retries",
-        "retry_backoff", "max_age", "customer_timeout", "busy_wait", "drain_timeout",
+        "retry_backoff", "max_age", "customer_timeout", "busy_wait", "drain_timeout", "say_digits",
+        "confirm_timeout", "max_repeats",
     })
     d = DialingConfig()
     backoff: list[float] = []
@@ -483,7 +495,15 @@ def _parse_dialing(n: Node) -> DialingConfig:
         busy_wait=collect(lambda: n["busy_wait"].convert(parse_duration, "a duration", d.busy_wait)) or d.busy_wait,
         drain_timeout=collect(lambda: n["drain_timeout"].convert(parse_duration, "a duration", d.drain_timeout))
         or d.drain_timeout,
+        say_digits=_int_or(collect(lambda: n["say_digits"].int(d.say_digits, min=0, max=15)), d.say_digits),
+        confirm_timeout=_int_or(collect(lambda: n["confirm_timeout"].int(d.confirm_timeout, min=2, max=60)),
+                                d.confirm_timeout),
+        max_repeats=_int_or(collect(lambda: n["max_repeats"].int(d.max_repeats, min=0, max=10)), d.max_repeats),
     )
+
+
+def _int_or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def _parse_logging(n: Node) -> LoggingConfig:

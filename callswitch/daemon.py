@@ -32,6 +32,7 @@ from callswitch.dialer.worker import Dialer
 from callswitch.intake.app import create_app
 from callswitch.logs import get_logger
 from callswitch.metrics import Metrics
+from callswitch.notify.notifier import Notifier
 from callswitch.ops.health import Components
 from callswitch.ops.sdnotify import SystemdNotifier
 from callswitch.routing.reload import RulesHolder, watch_file
@@ -52,6 +53,7 @@ class Service:
     db: Database | None = None
     work: WorkSignal | None = None
     dialer: Dialer | None = None
+    notifier: Notifier | None = None
     components: Components | None = None
     runner: web.AppRunner | None = None
     schema_ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -134,6 +136,7 @@ class Service:
                     applied = await migrate(conn)
                 log.info("schema_ready", applied=applied)
                 self.schema_ready.set()
+                await self._start_notifier()
                 await self._start_dialer()
                 return
             except Exception as exc:
@@ -143,6 +146,18 @@ class Service:
                 log.warning("migration_waiting_for_database", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(30.0, delay * 2)
+
+    async def _start_notifier(self) -> None:
+        """Webhooks and lead e-mails from the outbox (it also purges the outbox when they are off)."""
+        assert self.db is not None
+        holder = self.rules
+        self.notifier = Notifier(
+            self.db, self.config.notifications,
+            (lambda: holder.rules) if holder is not None else None,  # raises until loaded: e-mails wait
+            node=self.config.dialing.node or None,
+            site_zones={s.id: s.time_zone for s in self.config.sites.values()},
+        )
+        await self.notifier.start()
 
     async def _start_dialer(self) -> None:
         if self.rules is None:
@@ -171,6 +186,8 @@ class Service:
         self.systemd.stop_watchdog()
         if self.dialer is not None:
             await self.dialer.stop(self.shutdown_deadline)
+        if self.notifier is not None:
+            await self.notifier.stop()
         if self.runner is not None:
             await self.runner.cleanup()
         if self.db is not None:
