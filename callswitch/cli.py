@@ -138,19 +138,27 @@ def _check(args: argparse.Namespace) -> int:
     results: list[tuple[str, bool, str]] = []
     config = _load(args)
     results.append(("configuration", config is not None, "valid" if config else "invalid (see above)"))
-    if config is not None:
-        if config.routing_file:
-            rules = _load_rules(config)
-            results.append(("routing rules", rules is not False,
-                            f"{config.routing_file} valid" if rules is not False else "invalid (see above)"))
+    rules: RulesHolder | bool | None = None
+    if config is not None and config.routing_file:
+        rules = _load_rules(config)
+        results.append(("routing rules", rules is not False,
+                         f"{config.routing_file} valid" if rules is not False else "invalid (see above)"))
+    if config is not None and not args.offline:
         if config.database.dsn:
             ok, detail = asyncio.run(_check_database(config.database.dsn))
             results.append(("postgres", ok, detail))
         else:
             results.append(("postgres", False, "database.dsn is not set"))
+        from callswitch.ops.check import check_asterisk
+
+        live_rules = rules.rules if isinstance(rules, RulesHolder) else None
+        for server in config.ami_servers:
+            results += asyncio.run(check_asterisk(server, live_rules))
     width = max(len(name) for name, _, _ in results)
     for name, ok, detail in results:
         print(f"{'PASS' if ok else 'FAIL'}  {name.ljust(width)}  {detail}")
+    if config is None or rules is False:
+        return EX_CONFIG
     return 0 if all(ok for _, ok, _ in results) else 1
 
 
@@ -190,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dsn", help="Postgres DSN (default: database.dsn of the configuration)")
     p.set_defaults(func=_migrate)
     p = with_config(sub.add_parser("check", help="validate the configuration and test the connections"))
+    p.add_argument("--offline", action="store_true",
+                   help="only validate the configuration and routing rules (no Postgres, no Asterisk)")
     p.set_defaults(func=_check)
     p = with_config(sub.add_parser("demo", help=f"run a demo (default config {EXAMPLE_CONFIG}, private Postgres)"))
     p.add_argument("--port", type=int, help="HTTP port (default: from the configuration)")

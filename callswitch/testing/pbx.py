@@ -128,8 +128,12 @@ class PbxSimulator:
         default_behaviour: Callable[[str], str] = lab_behaviour,
         reorder: float = 0.0,
         seed: int = 0,
+        endpoints: tuple[str, ...] = ("carrier", "trunk"),
+        contexts: frozenset[str] = KNOWN_CONTEXTS,
     ) -> None:
         self.users = dict(users or {"callswitch": "secret"})
+        self.endpoints = set(endpoints)  # PJSIP endpoints that "exist" (PJSIPShowEndpoint)
+        self.contexts = set(contexts)  # dialplan contexts that "exist" (ShowDialPlan, Originate)
         self.time_scale = time_scale
         self.behaviours = dict(behaviours or {})
         self.default_behaviour = default_behaviour
@@ -285,6 +289,33 @@ class PbxSimulator:
                                      *ahdr))
             self._send(s, _block(("Event", "StatusComplete"), *ahdr, ("EventList", "Complete"),
                                  ("ListItems", str(len(chans))), ("Items", str(len(chans)))))
+        elif lname == "showdialplan":
+            # as showdialplan_cs-ref-whisper.txt; one priority per context (the simulator keeps no dialplan)
+            wanted = m.get_ci("Context") or ""
+            found = sorted(c for c in self.contexts if wanted in ("", c))
+            if not found:
+                reply("Error", ("Message", f"Did not find context {wanted}"))
+                return True
+            reply("Success", ("EventList", "start"), ("Message", "DialPlan list will follow"))
+            for ctx in found:
+                self._send(s, _block(("Event", "ListDialplan"), *ahdr, ("Context", ctx), ("Extension", "s"),
+                                     ("Priority", "1"), ("Application", "NoOp"), ("AppData", ctx),
+                                     ("Registrar", "pbx_config")))
+            n = str(len(found))
+            self._send(s, _block(("Event", "ShowDialPlanComplete"), *ahdr, ("EventList", "Complete"),
+                                 ("ListItems", n), ("ListExtensions", n), ("ListPriorities", n), ("ListContexts", n)))
+        elif lname == "pjsipshowendpoint":
+            # as pjsipshowendpoint_carrier.txt, abridged to the identifying fields
+            name = m.get_ci("Endpoint") or ""
+            if name not in self.endpoints:
+                reply("Error", ("Message", f"Unable to retrieve endpoint {name}"))
+                return True
+            reply("Success", ("EventList", "start"),
+                  ("Message", "Following are Events for each object associated with the Endpoint"))
+            self._send(s, _block(("Event", "EndpointDetail"), *ahdr, ("ObjectType", "endpoint"),
+                                 ("ObjectName", name), ("Context", "callswitch-from-carrier")))
+            self._send(s, _block(("Event", "EndpointDetailComplete"), *ahdr, ("EventList", "Complete"),
+                                 ("ListItems", "1")))
         elif lname == "hangup":
             target = self.channels.get(m.get_ci("Channel") or "")
             if target is None:
@@ -377,7 +408,7 @@ class PbxSimulator:
                           ("Exten", m.get_ci("Exten") or ""), ("Reason", reason), ("Uniqueid", fail_uid),
                           *self._callerid(m))
 
-        if context not in KNOWN_CONTEXTS:
+        if context not in self.contexts:
             reply("Error", ("Message", "Extension does not exist."))
             return
         if tech not in KNOWN_TECHS or (chan_id is not None and chan_id in self._active_ids):

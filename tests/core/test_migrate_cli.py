@@ -13,6 +13,7 @@ import pytest
 from callswitch import cli
 from callswitch.db import migrate as migrate_mod
 from callswitch.db.migrate import MigrationError, available_migrations, current_version, latest_version, migrate
+from callswitch.testing.pbx import PbxSimulator
 from tests.conftest import with_database
 
 
@@ -74,7 +75,8 @@ async def test_edited_migration_is_detected(empty_db: str, monkeypatch: pytest.M
 def test_invalid_config_exits_78_and_lists_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("sites:\n  shop:\n    site_key: k\n")
-    assert cli.main(["check", "-c", str(path)]) == 1
+    assert cli.main(["check", "-c", str(path)]) == cli.EX_CONFIG
+    assert cli.main(["check", "--offline", "-c", str(path)]) == cli.EX_CONFIG
     assert cli.main(["serve", "-c", str(path)]) == cli.EX_CONFIG
     err = capsys.readouterr().err
     assert f"{path}:3:15: sites.shop.site_key: too short" in err
@@ -83,12 +85,29 @@ def test_invalid_config_exits_78_and_lists_problems(tmp_path: Path, capsys: pyte
 async def test_check_and_migrate_against_a_real_database(
     empty_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    sim = PbxSimulator(users={"callswitch": "secret"}, endpoints=("carrier",))
+    await sim.start()
     path = tmp_path / "ok.yaml"
-    path.write_text(f"database:\n  dsn: {empty_db}\nsites:\n  shop:\n    site_key: pk_shop_123456\n")
+    (tmp_path / "routing.yaml").write_text(
+        'version: 1\ntrunks: {carrier: {dial: "PJSIP/{number}@carrier"}}\n'
+        'destinations: {store: {members: ["+13125550100", PJSIP/201]}}\ndefault: store\n')
+    path.write_text(f"database:\n  dsn: {empty_db}\nsites:\n  shop:\n    site_key: pk_shop_123456\n"
+                    f"ami: {{port: {sim.port}, secret: secret}}\nrouting: {{file: routing.yaml}}\n")
     assert await asyncio.to_thread(cli.main, ["check", "-c", str(path)]) == 1
     out = capsys.readouterr().out
     assert "PASS  configuration" in out and "FAIL  postgres" in out and "callswitch migrate" in out
     assert await asyncio.to_thread(cli.main, ["migrate", "-c", str(path)]) == 0
     assert "applied migrations 0001" in capsys.readouterr().out
+    assert await asyncio.to_thread(cli.main, ["check", "-c", str(path)]) == 1  # endpoint 201 is missing
+    out = capsys.readouterr().out
+    assert f"reachable, schema version {latest_version()}" in out
+    assert "PASS  asterisk pbx login" in out and "Asterisk 22.10.1" in out
+    assert "PASS  asterisk pbx dialplan callswitch-agent" in out
+    assert "PASS  asterisk pbx endpoint carrier" in out
+    assert "FAIL  asterisk pbx endpoint 201" in out and "Unable to retrieve endpoint 201" in out
+    sim.endpoints.add("201")
     assert await asyncio.to_thread(cli.main, ["check", "-c", str(path)]) == 0
-    assert f"PASS  postgres       reachable, schema version {latest_version()}" in capsys.readouterr().out
+    sim.contexts.discard("callswitch-confirm")
+    assert await asyncio.to_thread(cli.main, ["check", "-c", str(path)]) == 1
+    assert "FAIL  asterisk pbx dialplan callswitch-confirm" in capsys.readouterr().out
+    await sim.stop()
