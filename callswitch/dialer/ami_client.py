@@ -537,8 +537,12 @@ class AmiClient:
             try:
                 await self._request(protocol, "Filter", {"Operation": "Add", "Filter": regex},
                                     response_timeout=self._connect_timeout)
-            except AmiActionFailed as exc:  # more events than needed is not fatal
-                self._log.warning("ami_filter_refused", filter=regex, error=str(exc))
+            except AmiActionFailed as exc:
+                # A least-privilege AMI user may not send Filter: the eventfilter lines of its
+                # manager.conf entry (asterisk/manager_callswitch.conf) do the filtering then.
+                self._log.info("ami_filter_not_permitted", error=str(exc),
+                               hint="relying on the eventfilter lines of the AMI user in manager.conf")
+                break
 
     async def _asterisk_version(self, protocol: _AmiProtocol) -> str | None:
         """CoreSettings ``AsteriskVersion``; else the output of ``core show version``; else None."""

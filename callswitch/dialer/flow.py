@@ -34,7 +34,7 @@ guards, plus the customer guard and a minute), call (``max_call_s`` once connect
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -243,6 +243,7 @@ class AttemptFlow:
         member_order: Callable[[Destination], Sequence[Member]] | None = None,
         customer_timeout_s: int = 30,
         prompts: Sequence[str] = (),
+        variables: Mapping[str, str] | None = None,
         accept_timeout_s: int = 60,
         ring_margin_s: int = 10,
         customer_margin_s: int = 30,
@@ -259,6 +260,7 @@ class AttemptFlow:
         self._member_order = member_order
         self.customer_timeout_s = customer_timeout_s
         self.prompts = tuple(prompts)
+        self.extra_variables = dict(variables or {})  # e.g. __CS_SAY_DIGITS, from the daemon's policy
         self.accept_timeout = timedelta(seconds=accept_timeout_s)
         self.ring_margin = timedelta(seconds=ring_margin_s)
         self.customer_guard = timedelta(seconds=customer_timeout_s + customer_margin_s)
@@ -400,6 +402,7 @@ class AttemptFlow:
         cust_trunk = self._customer_trunk(dest)
         assert cust_trunk is not None  # checked in __init__
         variables = {
+            **self.extra_variables,
             "__CS_REQUEST_ID": self.request_id,
             "__CS_ATTEMPT": str(self.attempt),
             "__CS_CUSTOMER": self.customer_e164.lstrip("+"),

@@ -339,6 +339,7 @@ class Dialer:
                 str(request_id), attempt, plan, row["phone_e164"], now=now,
                 make_leg_id=lambda: f"cs-{request_id.hex[:20]}-{attempt}-{next(self._leg_seq)}",
                 customer_timeout_s=self.policy.customer_timeout,
+                variables=self._dialplan_settings(),
             )
         except ValueError as exc:  # e.g. no trunk to reach the visitor: a routing file problem
             log.error("attempt_impossible", callback_id=str(request_id), error=str(exc))
@@ -351,6 +352,14 @@ class Dialer:
         finally:
             self._attempts.pop((str(request_id), attempt), None)
             self.interpreter.forget(str(request_id), attempt)
+
+    def _dialplan_settings(self) -> dict[str, str]:
+        """Announcement settings for the shipped dialplan (asterisk/extensions_callswitch.conf)."""
+        out = {"__CS_CONFIRM_TIMEOUT": str(self.policy.confirm_timeout),
+               "__CS_MAX_REPEATS": str(self.policy.max_repeats)}
+        if self.policy.say_digits:
+            out["__CS_SAY_DIGITS"] = str(self.policy.say_digits)
+        return out
 
     def _pick_client(self) -> AmiClient | None:
         connected = [c for c in self.clients if c.connected]

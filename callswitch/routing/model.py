@@ -25,14 +25,14 @@ class Trunk:
     """One of the company's own SIP/PSTN trunks."""
 
     name: str
-    dial: str  # Asterisk dial string template with {number}, e.g. "PJSIP/{number}@carrier-a"
+    dial: str  # Asterisk dial string template: {number} (E.164, "+4930...") or {digits} ("4930...")
     caller_id: str | None = None  # E.164 presented to the called party
     max_channels: int | None = None
     max_cps: float | None = None  # new calls per second
     failover: tuple[str, ...] = ()  # trunks to try next, in order
 
     def dial_string(self, number: str) -> str:
-        return self.dial.replace("{number}", number)
+        return self.dial.replace("{number}", number).replace("{digits}", number.lstrip("+"))
 
 
 @dataclass(frozen=True)

@@ -85,8 +85,11 @@ def _trunk(name: str, node: Node) -> tuple[Trunk, list[tuple[str, Node]]]:
     node.mapping({"dial", "caller_id", "max_channels", "max_cps", "failover"})
     dial = node["dial"].str()
     placeholders = _TEMPLATE_RE.findall(dial)
-    if placeholders != ["number"]:
-        raise node["dial"].fail("must contain {number} exactly once, e.g. 'PJSIP/{number}@carrier-a'")
+    if placeholders not in (["number"], ["digits"]):
+        raise node["dial"].fail(
+            "must contain {number} (E.164 with '+') or {digits} (without '+') exactly once, "
+            "e.g. 'PJSIP/{number}@carrier-a'"
+        )
     caller_id = collect(lambda: parse_with(node["caller_id"], e164, None))
     max_channels = collect(lambda: node["max_channels"].int(None, min=1))
     max_cps = collect(lambda: node["max_cps"].number(None, min=0.01))

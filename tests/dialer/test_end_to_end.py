@@ -29,6 +29,9 @@ async def test_agent_accepts_and_visitor_is_connected(stack: StackFactory) -> No
     assert agent["answered_at"] and agent["accepted_at"] and agent["ended_at"]
     assert customer["answered_at"] and customer["ended_at"] and customer["billable_seconds"] is not None
     assert len(st.sim.originates) == 1  # dialled exactly once
+    sent = st.sim.originates[0].variables
+    assert sent["CS_REQUEST_ID"] == rid and sent["CS_CUSTOMER"] == "17735550200"
+    assert (sent["CS_SAY_DIGITS"], sent["CS_CONFIRM_TIMEOUT"], sent["CS_MAX_REPEATS"]) == ("4", "6", "2")
     assert await st.fetch("SELECT * FROM dialer_channels") == []  # capacity given back
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -239,3 +240,23 @@ def test_load_rules_raises_with_all_errors(tmp_path):
 def test_yaml_syntax_error_has_a_location(tmp_path):
     found = only(tmp_path, "version: 1\ndestinations: [\n")
     assert len(found) == 1 and found[0].startswith("routing.yaml:3:1: (document): YAML syntax error")
+
+
+def test_trunk_dial_template_takes_number_or_digits(tmp_path: Path) -> None:
+    text = """\
+version: 1
+trunks:
+  plus: {dial: "PJSIP/{number}@carrier"}
+  bare: {dial: "PJSIP/{digits}@carrier"}
+destinations: {a: {members: ["+13125550100"], trunk: plus}, b: {members: ["+13125550101"], trunk: bare}}
+rules: [{when: {name: x}, route: b}]
+default: a
+"""
+    path = tmp_path / "routing.yaml"
+    path.write_text(text)
+    rules = load_rules(path)
+    assert rules.trunks["plus"].dial_string("+4930123") == "PJSIP/+4930123@carrier"
+    assert rules.trunks["bare"].dial_string("+4930123") == "PJSIP/4930123@carrier"
+    path.write_text(text.replace("PJSIP/{digits}@carrier", "PJSIP/{digits}{number}@carrier"))
+    errors = [str(p) for p in check_file(path).errors]
+    assert any("trunks.bare.dial: must contain {number}" in e and "{digits}" in e for e in errors), errors
