@@ -167,3 +167,37 @@ async def test_sigterm_lets_the_call_finish_and_hands_back_queued_work(clean_db:
     finally:
         await conn.close()
         await r.sim.stop()
+
+
+async def test_readiness_flips_when_postgres_goes_away_and_comes_back(clean_db: str, tmp_path: Path) -> None:
+    from urllib.parse import urlsplit
+
+    from tests.intake.test_database_down import via
+    from tests.tcpproxy import TcpProxy
+
+    parts = urlsplit(clean_db)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    r = await start(via(clean_db, proxy.port), tmp_path)
+    try:
+        await r.ready()
+        proxy.refuse = True
+        proxy.cut_all()
+        async with asyncio.timeout(15):
+            while True:
+                status, body = await r.get("/readyz")
+                if status == 503:
+                    break
+                await asyncio.sleep(0.1)
+        assert not body["ready"] and not body["checks"]["database"]["ok"]
+        status, _ = await r.post("+17735550200")
+        assert status == 503  # nothing can be stored: the visitor's page is told to retry
+        proxy.refuse = False
+        body = await r.ready()
+        assert body["checks"]["database"]["ok"]
+        assert (await r.post("+17735550200"))[0] == 202
+    finally:
+        r.stop.set()
+        await asyncio.wait_for(r.task, 30)
+        await r.sim.stop()
+        await proxy.stop()
