@@ -203,7 +203,8 @@ class Dialer:
     async def _claim_loop(self) -> None:
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wait_for_work(), self.policy.poll_interval)
+                async with asyncio.timeout(self.policy.poll_interval):
+                    await self._wait_for_work()
             if self._stopping:
                 return
             try:
@@ -378,7 +379,8 @@ class Dialer:
             deadline = flow.next_deadline
             timeout = None if deadline is None else max(0.0, (deadline - self.clock()).total_seconds())
             try:
-                item = await asyncio.wait_for(active.facts.get(), timeout)
+                async with asyncio.timeout(timeout):
+                    item = await active.facts.get()
             except TimeoutError:
                 commands = flow.on_timer(self.clock())
             else:

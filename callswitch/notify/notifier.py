@@ -30,6 +30,7 @@ import aiohttp
 import asyncpg
 
 from callswitch import __version__
+from callswitch.aio import wait_event
 from callswitch.db.pool import Database, is_unavailable
 from callswitch.db.queries import QUERIES as Q
 from callswitch.logs import get_logger
@@ -147,8 +148,7 @@ class Notifier:
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        await wait_event(self._wake, seconds)
 
     async def run_once(self) -> bool:
         """One pass: fan out new events, attempt due deliveries, purge old ones now and then. True if busy."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from callswitch.aio import wait_event
 from callswitch.callback import CallbackRequest
 from callswitch.routing.engine import route
 from callswitch.routing.load import check_file
@@ -125,12 +126,8 @@ async def watch_file(
     while stop is None or not stop.is_set():
         if stop is None:
             await asyncio.sleep(interval)
-        else:
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-                return
-            except TimeoutError:
-                pass
+        elif await wait_event(stop, interval):
+            return
         cheap = _stat_only(holder.sources())
         if cheap == tuple((p, size, mtime) for p, size, mtime, _d in current):
             continue

@@ -36,6 +36,7 @@ from typing import Any
 
 import asyncpg
 
+from callswitch.aio import wait_event
 from callswitch.db.pool import Database, DatabaseUnavailable, is_unavailable
 from callswitch.db.queries import QUERIES as Q
 from callswitch.intake.api import public_status
@@ -67,9 +68,7 @@ class Subscription:
 
     async def wait(self, seconds: float) -> bool:
         """Wait for a new status (or closing); False when ``seconds`` passed without one."""
-        try:
-            await asyncio.wait_for(self._changed.wait(), seconds)
-        except TimeoutError:
+        if not await wait_event(self._changed, seconds):
             return False
         self._changed.clear()
         return True
@@ -113,9 +112,8 @@ class StatusBroadcaster:
         self.close_streams()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)  # a task that ignores its cancellation can't hang shutdown
         self._tasks = []
 
     # ------------------------------------------------------------------ readers
@@ -187,9 +185,7 @@ class StatusBroadcaster:
                 self._recheck_all = True  # changes may have been missed while not listening
                 self._wake.set()
                 while not lost.is_set():
-                    try:
-                        await asyncio.wait_for(lost.wait(), self.keepalive_interval)
-                    except TimeoutError:
+                    if not await wait_event(lost, self.keepalive_interval):
                         await conn.execute("SELECT 1", timeout=self.db.config.connect_timeout)
                 log.warning("status_listen_connection_lost", retry_in=delay)
             except asyncio.CancelledError:
@@ -210,8 +206,7 @@ class StatusBroadcaster:
     async def _read_loop(self) -> None:
         next_full = time.monotonic() + self.poll_interval
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_full - time.monotonic()))
+            await wait_event(self._wake, next_full - time.monotonic())
             self._wake.clear()
             if self._recheck_all or time.monotonic() >= next_full:
                 ids = set(self._subs)
