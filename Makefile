@@ -21,6 +21,7 @@ demo: $(STAMP)
 ## Lint and run the whole test suite (real Postgres: $$CALLSWITCH_TEST_DSN, or a throwaway cluster)
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy callswitch
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -176,7 +176,7 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     """Load and validate ``path``; raise :class:`ConfigError` listing every problem."""
     env = os.environ if env is None else env
     try:
-        doc = yamlsrc.load(path, interpolate_env=True, env=env)
+        doc = yamlsrc.load(Path(path), interpolate_env=True, env=env)
     except SourceError as exc:
         raise ConfigError(exc.problems) from None
     _apply_env_overrides(doc, env)
@@ -242,9 +242,8 @@ def parse_rate(value: Any) -> RateLimit | None:
     if not sep or not count_s.strip().isdigit() or int(count_s) < 1:
         raise ValueError("expected COUNT/PERIOD, e.g. 10/minute, 3/hour, 5/30s, or off")
     period_s = period_s.strip().lower()
-    period = _PERIODS.get(period_s)
-    if period is None:
-        period = parse_duration(period_s)
+    known = _PERIODS.get(period_s)
+    period = float(known) if known is not None else parse_duration(period_s)
     if period <= 0:
         raise ValueError("the period must be positive")
     return RateLimit(int(count_s), float(period))
