@@ -211,8 +211,7 @@ async def test_retry_after_is_respected(db: Database, conn: asyncpg.Connection) 
 async def test_bad_receiver_url_is_recorded(db: Database, conn: asyncpg.Connection) -> None:
     sub = WebhookSubscription("crm", "shop", "http://127.0.0.1:1/hook", SECRET_A, timeout=1.0)
     notifier = Notifier(db, NotificationsConfig(webhooks=(sub,), retry=FAST), node="n")
-    await notifier.start()  # opens the HTTP session
-    try:
+    try:  # no background loop: this test drives each step itself
         await create_request(conn)
         await notifier.fan_out()
         assert await notifier.deliver_due() == 1
