@@ -17,6 +17,7 @@ from callswitch.db.queries import QUERIES as Q
 from callswitch.intake import keys
 from callswitch.intake.http import ApiError, json_response
 from callswitch.intake.validation import FieldError
+from callswitch.notify import admin as notify_admin
 
 MAX_LIMIT = 500
 
@@ -128,3 +129,50 @@ async def get_callback_admin(request: web.Request) -> web.Response:
     out["events"] = [_record(e) for e in events]
     out["legs"] = [_record(leg) for leg in legs]
     return json_response(out)
+
+
+async def list_notification_deliveries(request: web.Request) -> web.Response:
+    """Webhook and e-mail deliveries with their attempts (``GET /v1/admin/deliveries``)."""
+    require_admin(request)
+    q = request.query
+    errors: list[FieldError] = []
+    try:
+        limit = int(q.get("limit", "100"))
+        before = int(q["before_id"]) if q.get("before_id") else None
+    except ValueError:
+        errors.append(FieldError("limit", "limit and before_id are whole numbers"))
+        limit, before = 100, None
+    request_id = q.get("request_id") or None
+    if request_id is not None:
+        try:
+            uuid.UUID(request_id)
+        except ValueError:
+            errors.append(FieldError("request_id", "not a request id"))
+    if errors:
+        raise ApiError(422, "validation_failed", "invalid query parameters", errors)
+    try:
+        items = await notify_admin.list_deliveries(
+            request.app[keys.DB], status=q.get("status") or None, site=q.get("site") or None,
+            request_id=request_id, channel=q.get("channel") or None,
+            subscription=q.get("subscription") or None, before_id=before, limit=limit)
+        summary = await notify_admin.outbox_summary(request.app[keys.DB])
+    except ValueError as exc:
+        raise ApiError(422, "validation_failed", str(exc), [FieldError("status/channel", str(exc))]) from None
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise ApiError(503, "database_unavailable", "database unavailable",
+                           headers={"Retry-After": str(request.app[keys.CONFIG].http.retry_after_seconds)}) from None
+        raise
+    return json_response({"items": items, "summary": summary})
+
+
+async def retry_notification_delivery(request: web.Request) -> web.Response:
+    """Attempt a waiting or given-up delivery again now (``POST /v1/admin/deliveries/{id}/retry``)."""
+    require_admin(request)
+    try:
+        delivery_id = int(request.match_info["id"])
+    except ValueError:
+        raise ApiError(404, "not_found", "no such delivery") from None
+    if not await notify_admin.retry_delivery(request.app[keys.DB], delivery_id):
+        raise ApiError(409, "not_retryable", "no such delivery waiting or given up")
+    return json_response({"id": delivery_id, "status": "pending"})

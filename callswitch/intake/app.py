@@ -67,6 +67,8 @@ def create_app(
     app.router.add_post("/v1/callbacks/{id}/cancel", api.cancel_callback)
     app.router.add_get("/v1/admin/callbacks", admin.list_callbacks)
     app.router.add_get("/v1/admin/callbacks/{id}", admin.get_callback_admin)
+    app.router.add_get("/v1/admin/deliveries", admin.list_notification_deliveries)
+    app.router.add_post("/v1/admin/deliveries/{id}/retry", admin.retry_notification_delivery)
     app.router.add_get("/v1/openapi.json", _openapi)
     app.router.add_get("/healthz", _healthz)
     # CORS preflights are answered by the middleware; these routes only make them resolvable.
