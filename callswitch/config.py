@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from callswitch import yamlsrc
+from callswitch.durations import parse_duration
 from callswitch.notify.config import NotificationsConfig, parse_notifications
 from callswitch.yamlsrc import Document, Issues, Node, SourceError, collect
 
@@ -214,23 +215,7 @@ def _apply_env_overrides(doc: Document, env: Mapping[str, str]) -> None:
         doc.origins[tuple(parts)] = f"env {name}"
 
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, None: 1}
 _PERIODS = {"second": 1, "s": 1, "minute": 60, "min": 60, "m": 60, "hour": 3600, "h": 3600, "day": 86400, "d": 86400}
-
-
-def parse_duration(value: Any) -> float:
-    """``30`` / ``"30s"`` / ``"15m"`` / ``"2h"`` / ``"1d"`` -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like 30s, 15m, 2h")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("must not be negative")
-        return float(value)
-    m = _DURATION_RE.match(str(value))
-    if not m:
-        raise ValueError("expected a duration like 30s, 15m, 2h")
-    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
 
 
 def parse_rate(value: Any) -> RateLimit | None:

@@ -14,6 +14,7 @@ from email.utils import parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
+from callswitch.durations import parse_duration
 from callswitch.yamlsrc import Invalid, Node, collect
 
 # Event types, in lifecycle order.
@@ -39,8 +40,6 @@ SECURITY_MODES = ("starttls", "tls", "none")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
-_DURATION_UNITS: dict[str | None, float] = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, None: 1}
 
 
 @dataclass(frozen=True)
@@ -104,20 +103,6 @@ class NotificationsConfig:
             if w.name == name:
                 return w
         return None
-
-
-def parse_duration(value: Any) -> float:
-    """``30`` / ``"30s"`` / ``"15m"`` / ``"2h"`` / ``"1d"`` -> seconds (as in callswitch.config)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like 30s, 15m, 2h")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("must not be negative")
-        return float(value)
-    m = _DURATION_RE.match(str(value))
-    if not m:
-        raise ValueError("expected a duration like 30s, 15m, 2h")
-    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
 
 
 def _positive_duration(value: Any) -> float:
