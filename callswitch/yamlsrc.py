@@ -190,9 +190,15 @@ def loads(
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else None
         msg = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise SourceError([Problem(loc, (), f"YAML syntax error: {msg}")]) from None
-    except yaml.YAMLError as exc:  # pragma: no cover - composer errors are all marked
-        raise SourceError([Problem(None, (), f"YAML error: {exc}")]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow: no mark, but a position
+        before = text[: exc.position]
+        loc = Location(file, before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1)
+        raise SourceError([Problem(loc, (), f"YAML error: {exc.reason} (character {exc.character!r})")]) from None
+    except yaml.YAMLError as exc:
+        raise SourceError([Problem(Location(file, 1, 1), (), f"YAML error: {exc}")]) from None
     builder = _Builder(file, interpolate_env, os.environ if env is None else env)
+    if node is None:  # an empty (or comment-only) document: problems with it point at its start
+        builder.locations[()] = Location(file, 1, 1)
     data = builder.build(node, ()) if node is not None else None
     if builder.problems:
         raise SourceError(builder.problems)
