@@ -62,6 +62,7 @@ from callswitch.dialer.interpret import Fact, Interpreter, LegEnded
 from callswitch.dialer.queue import LegReservation, Limits, Queue
 from callswitch.logs import get_logger
 from callswitch.metrics import Metrics
+from callswitch.routing.model import Destination, Member
 from callswitch.routing.reload import RulesHolder
 
 log = get_logger("callswitch.dialer")
@@ -325,6 +326,7 @@ class Dialer:
                 await conn.execute(Q.postpone, request_id, now + timedelta(seconds=self.policy.busy_wait),
                                    self.node)
                 return
+            orders = await self._member_orders(conn, plan.chain)
             destination = plan.destination.name if plan.destination else None
             attempt = await self.queue.start_attempt(conn, request_id, plan.rule, destination, row["state"])
             if attempt is None:
@@ -341,6 +343,7 @@ class Dialer:
                 make_leg_id=lambda: f"cs-{request_id.hex[:20]}-{attempt}-{next(self._leg_seq)}",
                 customer_timeout_s=self.policy.customer_timeout,
                 variables=self._dialplan_settings(),
+                member_order=lambda dest: orders.get(dest.name, dest.members),
             )
         except ValueError as exc:  # e.g. no trunk to reach the visitor: a routing file problem
             log.error("attempt_impossible", callback_id=str(request_id), error=str(exc))
@@ -353,6 +356,19 @@ class Dialer:
         finally:
             self._attempts.pop((str(request_id), attempt), None)
             self.interpreter.forget(str(request_id), attempt)
+
+    async def _member_orders(
+        self, conn: asyncpg.Connection, chain: Sequence[Destination]
+    ) -> dict[str, tuple[Member, ...]]:
+        """Member order for round-robin and longest-idle destinations, from the call records."""
+        out: dict[str, tuple[Member, ...]] = {}
+        for dest in chain:
+            if dest.strategy not in ("round_robin", "longest_idle"):
+                continue
+            rows = await conn.fetch(Q.member_history, dest.name, [m.dial for m in dest.members])
+            history = {r["member"]: (r["last_rung"], r["last_ended"]) for r in rows}
+            out[dest.name] = order_members(dest.strategy, dest.members, history)
+        return out
 
     def _dialplan_settings(self) -> dict[str, str]:
         """Announcement settings for the shipped dialplan (asterisk/extensions_callswitch.conf)."""
@@ -647,6 +663,24 @@ class Dialer:
                 return None
             live += [ch for ch in channels if ch.get("Uniqueid") in leg_ids or ch.get("Linkedid") in leg_ids]
         return live
+
+
+def order_members(
+    strategy: str, members: Sequence[Member], history: dict[str, tuple[datetime | None, datetime | None]]
+) -> tuple[Member, ...]:
+    """``round_robin``: start after whoever was rung last; ``longest_idle``: who finished a call longest
+    ago first (never called first of all). Ties keep the file order."""
+    members = tuple(members)
+    if strategy == "round_robin":
+        rung = [(history[m.dial][0], i) for i, m in enumerate(members) if m.dial in history and history[m.dial][0]]
+        if not rung:
+            return members
+        last = max(rung)[1]
+        return members[last + 1 :] + members[: last + 1]
+    if strategy == "longest_idle":
+        floor = datetime.min.replace(tzinfo=UTC)
+        return tuple(sorted(members, key=lambda m: history.get(m.dial, (None, None))[1] or floor))
+    return members
 
 
 def _jsonable(detail: dict[str, Any]) -> dict[str, Any]:

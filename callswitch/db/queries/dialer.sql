@@ -139,3 +139,10 @@ WHERE id = $1 AND lease_owner = $3
 -- name: real_attempts
 -- Attempts that dialled someone (postponed ones, where every member was busy, do not count).
 SELECT count(*) FROM call_attempts WHERE request_id = $1 AND outcome IS DISTINCT FROM 'postponed'
+
+-- name: member_history
+-- When each member of a destination was last rung and last finished a call (round robin, longest idle).
+SELECT member, max(originated_at) AS last_rung, max(ended_at) AS last_ended
+FROM call_legs
+WHERE destination = $1 AND leg = 'agent' AND member = ANY($2::text[])
+GROUP BY member
