@@ -413,7 +413,7 @@ async def run_request(
         ami: {{host: "{s.host}", port: {s.port}, username: "{s.username}", secret: "{s.secret}"}}
         routing: {{file: routing.yaml}}
         sites: {{shop: {{site_key: pk_shop_123456}}}}
-        dialing: {{customer_retries: 0, customer_timeout: {customer_timeout}}}
+        dialing: {{customer_retries: 0, customer_timeout: {customer_timeout}, say_digits: {SAY_DIGITS or 0}}}
         """))
     config = load_config(tmp_path / "callswitch.yaml", env={})
     db = Database(config.database)
