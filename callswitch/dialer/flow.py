@@ -412,8 +412,8 @@ class AttemptFlow:
         cid = self.plan.customer_caller_id(dest)
         if cid:
             variables["__CS_CUSTOMER_CALLERID_NUM"] = cid
-        if dest.label:
-            variables["__CS_CUSTOMER_CALLERID_NAME"] = dest.label
+        if dest.label:  # AMI splits Variable headers at commas
+            variables["__CS_CUSTOMER_CALLERID_NAME"] = dest.label.replace(",", " ")
         prompts = [*self.prompts, *([dest.announce.agent] if dest.announce.agent else [])]
         if prompts:
             variables["__CS_PROMPTS"] = "&".join(prompts)

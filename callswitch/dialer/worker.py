@@ -478,8 +478,8 @@ class Dialer:
             )
             log.info("originate_sent", callback_id=str(active.request_id), leg_id=cmd.leg_id,
                      destination=cmd.destination, member=cmd.member.dial, server=active.client.server.name)
-        except (AmiNotConnected, AmiActionFailed) as exc:
-            # certainly not dialled
+        except (AmiNotConnected, AmiActionFailed, ValueError) as exc:
+            # certainly not dialled (ValueError: a header or variable the AMI encoder refuses)
             log.warning("originate_refused", callback_id=str(active.request_id), leg_id=cmd.leg_id, error=str(exc))
             active.facts.put_nowait(self._synthetic_end(active, cmd.leg_id, "failed", self.clock()))
         except AmiError as exc:
