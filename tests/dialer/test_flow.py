@@ -593,3 +593,11 @@ def test_default_setup_guard_outlasts_every_other_guard() -> None:
     # 3 x (30+10+60)*2 + (25+10+60) + 30 + 30 + 60
     assert f.flow.next_deadline == at(40)
     assert f.flow.setup_timeout == timedelta(seconds=600 + 95 + 120)
+
+
+def test_originate_variables_are_safe_for_ami_and_carry_the_daemons_settings() -> None:
+    f = Flow(plan(dest("store", [mem(1)], label="Store Berlin, Mitte")), variables={"__CS_SAY_DIGITS": "4"})
+    (orig,) = [c for c in f.start() if isinstance(c, Originate)]
+    assert orig.variables["__CS_CUSTOMER_CALLERID_NAME"] == "Store Berlin  Mitte"  # AMI splits at commas
+    assert orig.variables["__CS_SAY_DIGITS"] == "4"
+    assert all("," not in v for v in orig.variables.values())
