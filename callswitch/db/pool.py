@@ -97,6 +97,8 @@ class Database:
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; Postgres being unreachable, here or while the block runs, raises
+        :class:`DatabaseUnavailable` (other errors pass through unchanged)."""
         if self.pool is None:
             raise DatabaseUnavailable("not connected to Postgres yet")
         try:
@@ -107,6 +109,10 @@ class Database:
             raise
         try:
             yield conn
+        except Exception as exc:  # the connection broke while in use: same error as failing to get one
+            if is_unavailable(exc) and not isinstance(exc, DatabaseUnavailable):
+                raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+            raise
         finally:
             try:
                 await self.pool.release(conn)

@@ -12,9 +12,9 @@ from aiohttp import web
 
 from callswitch import callback as states
 from callswitch.config import Config
-from callswitch.db.pool import is_unavailable
 from callswitch.db.queries import QUERIES as Q
 from callswitch.intake import keys
+from callswitch.intake.api import parse_request_id
 from callswitch.intake.http import ApiError, json_response
 from callswitch.intake.validation import FieldError
 from callswitch.notify import admin as notify_admin
@@ -63,14 +63,8 @@ def _param_time(request: web.Request, name: str, errors: list[FieldError]) -> da
 
 
 async def _fetch(request: web.Request, *queries: tuple[str, tuple[Any, ...]]) -> list[Any]:
-    try:
-        async with request.app[keys.DB].acquire() as conn:
-            return [await conn.fetch(sql, *args) for sql, args in queries]
-    except Exception as exc:
-        if is_unavailable(exc):
-            raise ApiError(503, "database_unavailable", "database unavailable",
-                           headers={"Retry-After": str(request.app[keys.CONFIG].http.retry_after_seconds)}) from None
-        raise
+    async with request.app[keys.DB].acquire() as conn:  # DatabaseUnavailable -> 503 (middleware)
+        return [await conn.fetch(sql, *args) for sql, args in queries]
 
 
 async def list_callbacks(request: web.Request) -> web.Response:
@@ -113,10 +107,7 @@ async def list_callbacks(request: web.Request) -> web.Response:
 
 async def get_callback_admin(request: web.Request) -> web.Response:
     require_admin(request)
-    try:
-        request_id = uuid.UUID(request.match_info["id"])
-    except ValueError:
-        raise ApiError(404, "not_found", "no such callback request") from None
+    request_id = parse_request_id(request)
     req, events, legs = await _fetch(
         request,
         (Q.admin_get_request, (request_id,)),
@@ -158,11 +149,6 @@ async def list_notification_deliveries(request: web.Request) -> web.Response:
         summary = await notify_admin.outbox_summary(request.app[keys.DB])
     except ValueError as exc:
         raise ApiError(422, "validation_failed", str(exc), [FieldError("status/channel", str(exc))]) from None
-    except Exception as exc:
-        if is_unavailable(exc):
-            raise ApiError(503, "database_unavailable", "database unavailable",
-                           headers={"Retry-After": str(request.app[keys.CONFIG].http.retry_after_seconds)}) from None
-        raise
     return json_response({"items": items, "summary": summary})
 
 

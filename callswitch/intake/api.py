@@ -281,7 +281,8 @@ async def create_callback(request: web.Request) -> web.StreamResponse:
     return json_response(payload, status, headers)
 
 
-def _parse_id(request: web.Request) -> uuid.UUID:
+def parse_request_id(request: web.Request) -> uuid.UUID:
+    """The ``{id}`` of a callback URL; 404 for anything that is not a request id."""
     try:
         return uuid.UUID(request.match_info["id"])
     except ValueError:
@@ -289,24 +290,16 @@ def _parse_id(request: web.Request) -> uuid.UUID:
 
 
 async def get_callback(request: web.Request) -> web.Response:
-    config: Config = request.app[keys.CONFIG]
-    request_id = _parse_id(request)
-    try:
-        row = await store.fetch_status(request.app[keys.DB], request_id)
-    except DatabaseUnavailable:
-        raise _db_unavailable(config) from None
+    request_id = parse_request_id(request)
+    row = await store.fetch_status(request.app[keys.DB], request_id)  # DatabaseUnavailable -> 503 (middleware)
     if row is None:
         raise ApiError(404, "not_found", "no such callback request")
     return json_response(public_status(row), headers={"Cache-Control": "no-store"})
 
 
 async def cancel_callback(request: web.Request) -> web.Response:
-    config: Config = request.app[keys.CONFIG]
-    request_id = _parse_id(request)
-    try:
-        row, previous = await store.cancel(request.app[keys.DB], request_id)
-    except DatabaseUnavailable:
-        raise _db_unavailable(config) from None
+    request_id = parse_request_id(request)
+    row, previous = await store.cancel(request.app[keys.DB], request_id)  # DatabaseUnavailable -> 503
     if row is None:
         raise ApiError(404, "not_found", "no such callback request")
     if row["state"] != states.CANCELLED:

@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from callswitch.config import Config
+from callswitch.db.pool import DatabaseUnavailable
 from callswitch.intake import keys
 from callswitch.intake.validation import FieldError
 from callswitch.logs import get_logger
@@ -82,6 +83,20 @@ def http_exception_response(request: web.Request, exc: web.HTTPException) -> web
     return response
 
 
+def error_response(request: web.Request, exc: Exception) -> web.Response:
+    """The JSON answer for an error a handler raised; re-raises what is not an HTTP error."""
+    if isinstance(exc, ApiError):
+        return json_response(exc.body(), exc.status, exc.headers)
+    if isinstance(exc, DatabaseUnavailable):
+        retry = request.app[keys.CONFIG].http.retry_after_seconds
+        return json_response(
+            {"error": "database_unavailable", "message": "the service can't reach its database right now; "
+             "try again shortly"}, 503, {"Retry-After": str(retry)})
+    if isinstance(exc, web.HTTPException) and exc.status >= 400:
+        return http_exception_response(request, exc)
+    raise exc
+
+
 def error_middleware() -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -93,12 +108,8 @@ def error_middleware() -> Any:
         started = time.perf_counter()
         try:
             response = await handler(request)
-        except ApiError as exc:
-            response = json_response(exc.body(), exc.status, exc.headers)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            response = http_exception_response(request, exc)
+        except (ApiError, DatabaseUnavailable, web.HTTPException) as exc:
+            response = error_response(request, exc)
         except Exception:
             log.exception("unhandled_error", method=request.method, path=request.path)
             response = json_response(
@@ -139,12 +150,8 @@ def cors_middleware(config: Config) -> Any:
         else:
             try:
                 response = await handler(request)
-            except ApiError as exc:
-                response = json_response(exc.body(), exc.status, exc.headers)
-            except web.HTTPException as exc:
-                if exc.status < 400:
-                    raise
-                response = http_exception_response(request, exc)
+            except (ApiError, DatabaseUnavailable, web.HTTPException) as exc:
+                response = error_response(request, exc)  # so that error answers carry CORS headers too
         if allowed and origin:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS

@@ -20,7 +20,7 @@ import asyncpg
 
 from callswitch import callback as states
 from callswitch.config import RateLimit, SiteConfig
-from callswitch.db.pool import Database, DatabaseUnavailable, is_unavailable
+from callswitch.db.pool import Database, is_unavailable
 from callswitch.db.queries import QUERIES as Q
 from callswitch.intake.decision import IntakeDecision
 from callswitch.intake.validation import CallbackInput
@@ -50,10 +50,6 @@ class PhoneRateLimited(Exception):
     def __init__(self, retry_after: float):
         super().__init__(f"retry after {retry_after:.0f}s")
         self.retry_after = retry_after
-
-
-def _unavailable(exc: BaseException) -> DatabaseUnavailable:
-    return exc if isinstance(exc, DatabaseUnavailable) else DatabaseUnavailable(str(exc) or type(exc).__name__)
 
 
 class BatchWriter:
@@ -107,10 +103,9 @@ class BatchWriter:
                 for one in batch:
                     await self._write_batch([one])
                 return
-            error = _unavailable(exc) if is_unavailable(exc) else exc
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(error)
+                    future.set_exception(exc)  # DatabaseUnavailable when Postgres is unreachable
             return
         self.batches += 1
         self.largest_batch = max(self.largest_batch, len(batch))
@@ -168,13 +163,8 @@ async def store_callback(
         row = await writer.store(item)
     except asyncpg.UniqueViolationError:
         # Only possible if the advisory lock was bypassed (e.g. a manual insert): report the winner.
-        try:
-            async with writer.db.acquire() as conn:
-                existing = await conn.fetchrow(Q.find_active_for_phone, site.id, inp.phone.e164)
-        except Exception as exc:
-            if is_unavailable(exc):
-                raise _unavailable(exc) from exc
-            raise
+        async with writer.db.acquire() as conn:
+            existing = await conn.fetchrow(Q.find_active_for_phone, site.id, inp.phone.e164)
         if existing is None:
             raise
         return Stored(existing["id"], existing["state"], existing["due_at"], created=False)
@@ -194,33 +184,23 @@ def _str_or_none(v: Any) -> str | None:
 
 
 async def fetch_status(db: Database, request_id: uuid.UUID) -> asyncpg.Record | None:
-    try:
-        async with db.acquire() as conn:
-            return await conn.fetchrow(Q.get_public_status, request_id)
-    except Exception as exc:
-        if is_unavailable(exc):
-            raise _unavailable(exc) from exc
-        raise
+    async with db.acquire() as conn:
+        return await conn.fetchrow(Q.get_public_status, request_id)
 
 
 async def cancel(db: Database, request_id: uuid.UUID) -> tuple[asyncpg.Record | None, str | None]:
     """Cancel if still cancellable. Returns (row after, previous state) or (None, None) if unknown."""
-    try:
-        async with db.acquire() as conn, conn.transaction():
-            current = await conn.fetchrow(Q.lock_request, request_id)
-            if current is None:
-                return None, None
-            row = await conn.fetchrow(
-                Q.cancel_request, request_id, "cancelled by the visitor", list(states.CANCELLABLE_STATES)
-            )
-            if row is None:
-                return await conn.fetchrow(Q.get_public_status, request_id), current["state"]
-            await conn.execute(
-                Q.insert_event, request_id, "cancelled", current["state"], states.CANCELLED, "visitor", {}
-            )
-            await conn.execute(Q.notify_new_request, str(request_id))
-            return row, current["state"]
-    except Exception as exc:
-        if is_unavailable(exc):
-            raise _unavailable(exc) from exc
-        raise
+    async with db.acquire() as conn, conn.transaction():
+        current = await conn.fetchrow(Q.lock_request, request_id)
+        if current is None:
+            return None, None
+        row = await conn.fetchrow(
+            Q.cancel_request, request_id, "cancelled by the visitor", list(states.CANCELLABLE_STATES)
+        )
+        if row is None:
+            return await conn.fetchrow(Q.get_public_status, request_id), current["state"]
+        await conn.execute(
+            Q.insert_event, request_id, "cancelled", current["state"], states.CANCELLED, "visitor", {}
+        )
+        await conn.execute(Q.notify_new_request, str(request_id))
+        return row, current["state"]

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from callswitch.config import Config
-from callswitch.db.pool import DatabaseUnavailable
 from callswitch.intake import keys
-from callswitch.intake.api import public_status
+from callswitch.intake.api import parse_request_id, public_status
 from callswitch.intake.http import ApiError
 from callswitch.web.status import StatusBroadcaster
 
@@ -48,27 +46,14 @@ def sse_event(status: dict[str, Any]) -> bytes:
     return f"event: status\nid: {status['state']}\ndata: {data}\n\n".encode()
 
 
-def _parse_id(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["id"])
-    except ValueError:
-        raise ApiError(404, "not_found", "no such callback request") from None
-
-
 async def callback_events(request: web.Request) -> web.StreamResponse:
     app = request.app
     config: Config = app[keys.CONFIG]
     broadcaster = app[BROADCASTER]
     settings = app[STREAM_SETTINGS]
-    request_id = _parse_id(request)
+    request_id = parse_request_id(request)
     with broadcaster.subscribe(request_id) as sub:  # subscribe first: no change can slip in before the read
-        try:
-            rows = await broadcaster.fetch([request_id])
-        except DatabaseUnavailable:
-            raise ApiError(
-                503, "database_unavailable", "the service can't read requests right now; try again shortly",
-                headers={"Retry-After": str(config.http.retry_after_seconds)},
-            ) from None
+        rows = await broadcaster.fetch([request_id])  # DatabaseUnavailable -> 503 (middleware)
         row = rows.get(request_id)
         if row is None:
             raise ApiError(404, "not_found", "no such callback request")

@@ -138,15 +138,10 @@ class StatusBroadcaster:
         """Current rows of ``ids`` (unknown ids are absent); DatabaseUnavailable if Postgres is down."""
         ids = list(ids)
         out: dict[uuid.UUID, asyncpg.Record] = {}
-        try:
-            async with self.db.acquire() as conn:
-                for i in range(0, len(ids), MAX_IDS_PER_QUERY):
-                    for row in await conn.fetch(Q.get_public_statuses, ids[i : i + MAX_IDS_PER_QUERY]):
-                        out[row["id"]] = row
-        except Exception as exc:
-            if isinstance(exc, DatabaseUnavailable) or not is_unavailable(exc):
-                raise
-            raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+        async with self.db.acquire() as conn:  # raises DatabaseUnavailable when Postgres is unreachable
+            for i in range(0, len(ids), MAX_IDS_PER_QUERY):
+                for row in await conn.fetch(Q.get_public_statuses, ids[i : i + MAX_IDS_PER_QUERY]):
+                    out[row["id"]] = row
         self.reads += 1
         return out
 
