@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
 import textwrap
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 from ami_reader import load_corpus, make_chunks, run_panoramisk  # noqa: E402
+from benchdb import postgres_server, scratch_database  # noqa: E402
 
 from callswitch.ami.protocol import AmiParser  # noqa: E402
 from callswitch.config import load_config  # noqa: E402
@@ -46,7 +45,7 @@ from callswitch.db.wakeup import WorkSignal  # noqa: E402
 from callswitch.dialer.interpret import Interpreter  # noqa: E402
 from callswitch.dialer.worker import Dialer  # noqa: E402
 from callswitch.intake.app import create_app  # noqa: E402
-from callswitch.pgcluster import LocalCluster, free_port  # noqa: E402
+from callswitch.pgcluster import free_port  # noqa: E402
 from callswitch.routing.reload import RulesHolder  # noqa: E402
 from callswitch.testing.pbx import PbxSimulator  # noqa: E402
 
@@ -101,10 +100,7 @@ default: store
 
 
 async def originate_latency(server_dsn: str, samples: int) -> list[float]:
-    dbname = f"callswitch_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'CREATE DATABASE "{dbname}"')
-    dsn = server_dsn.rsplit("/", 1)[0] + "/" + dbname
+    dsn, drop_database = await scratch_database(server_dsn)
     tmp = Path(tempfile.mkdtemp(prefix="callswitch-bench-dialer-"))
     sim = PbxSimulator(users={"callswitch": "secret"}, time_scale=0.01,
                        default_behaviour=lambda n: "accept" if n.endswith("3125550100") else "hangs_up")
@@ -153,8 +149,7 @@ async def originate_latency(server_dsn: str, samples: int) -> list[float]:
         work_task.cancel()
         await db.close()
         await sim.stop()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        await admin.close()
+        await drop_database()
     return latencies
 
 
@@ -170,17 +165,8 @@ def main() -> None:
 
     logs.configure("warning", "json")
     ours, pano = reader_figures()
-    server_dsn = os.environ.get("CALLSWITCH_BENCH_DSN")
-    cluster = None
-    if not server_dsn:
-        cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="callswitch-bench-pg-")), durable=True)
-        cluster.start()
-        server_dsn = cluster.dsn()
-    try:
+    with postgres_server("CALLSWITCH_BENCH_DSN") as server_dsn:
         latencies = asyncio.run(originate_latency(server_dsn, args.samples))
-    finally:
-        if cluster is not None:
-            cluster.destroy()
     p50, p99 = pct(latencies, 50), pct(latencies, 99)
     print("slowest:", ", ".join(f"{v:.1f}" for v in sorted(latencies)[-5:]), "ms")
     print(f"202 Accepted -> Originate read by the PBX: p50 {p50:.2f} ms, p99 {p99:.2f} ms ({len(latencies)} requests)")

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
@@ -31,8 +30,11 @@ import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from callswitch.pgcluster import LocalCluster, free_port  # noqa: E402
+from benchdb import postgres_server, scratch_database  # noqa: E402
+
+from callswitch.pgcluster import free_port  # noqa: E402
 
 CONFIG = """
 http:
@@ -130,10 +132,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def main_async(args: argparse.Namespace, server_dsn: str) -> dict[str, object]:
-    dbname = f"callswitch_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'CREATE DATABASE "{dbname}"')
-    dsn = server_dsn.rsplit("/", 1)[0] + "/" + dbname
+    dsn, drop_database = await scratch_database(server_dsn)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         tmp = Path(tempfile.mkdtemp(prefix="callswitch-bench-"))
@@ -179,8 +178,7 @@ async def main_async(args: argparse.Namespace, server_dsn: str) -> dict[str, obj
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        await admin.close()
+        await drop_database()
 
 
 def main() -> None:
@@ -188,17 +186,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=50)
     args = parser.parse_args()
-    server_dsn = os.environ.get("CALLSWITCH_BENCH_DSN")
-    cluster = None
-    if not server_dsn:
-        cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="callswitch-bench-pg-")), durable=True)
-        cluster.start()
-        server_dsn = cluster.dsn()
-    try:
+    with postgres_server("CALLSWITCH_BENCH_DSN") as server_dsn:
         result = asyncio.run(main_async(args, server_dsn))
-    finally:
-        if cluster is not None:
-            cluster.destroy()
     print(json.dumps(result))
 
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -30,9 +28,11 @@ import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from benchdb import postgres_server, scratch_database  # noqa: E402
 
 from callswitch.db.migrate import migrate  # noqa: E402
-from callswitch.pgcluster import LocalCluster  # noqa: E402
 
 COLUMNS = ("request_id", "attempt", "leg", "destination", "member", "number_dialled", "trunk", "originated_at",
            "answered_at", "ended_at", "disposition", "hangup_cause", "billable_seconds", "leg_id")
@@ -97,10 +97,7 @@ async def copy(conn: asyncpg.Connection, legs: list[tuple[Any, ...]], batch: int
 
 
 async def main_async(args: argparse.Namespace, server_dsn: str) -> dict[str, object]:
-    dbname = f"callswitch_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'CREATE DATABASE "{dbname}"')
-    dsn = server_dsn.rsplit("/", 1)[0] + "/" + dbname
+    dsn, drop_database = await scratch_database(server_dsn)
     try:
         conn = await asyncpg.connect(dsn)
         try:
@@ -118,8 +115,7 @@ async def main_async(args: argparse.Namespace, server_dsn: str) -> dict[str, obj
         finally:
             await conn.close()
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        await admin.close()
+        await drop_database()
     print(f"one INSERT per leg, own transaction: {row_rate:10.0f} legs/s ({args.per_row} legs)")
     print(f"one INSERT per leg, one transaction: {row_tx_rate:10.0f} legs/s ({args.per_row} legs)")
     print(f"unnest INSERT, {args.batch} legs a batch:  {batch_rate:10.0f} legs/s ({args.batched} legs)")
@@ -142,17 +138,8 @@ def main() -> None:
     parser.add_argument("--batched", type=int, default=50000, help="legs written in batches")
     parser.add_argument("--batch", type=int, default=500, help="legs per batch")
     args = parser.parse_args()
-    server_dsn = os.environ.get("CALLSWITCH_BENCH_DSN") or os.environ.get("CALLSWITCH_TEST_DSN")
-    cluster = None
-    if not server_dsn:
-        cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="callswitch-bench-pg-")), durable=True)
-        cluster.start()
-        server_dsn = cluster.dsn()
-    try:
+    with postgres_server("CALLSWITCH_BENCH_DSN", "CALLSWITCH_TEST_DSN") as server_dsn:
         result = asyncio.run(main_async(args, server_dsn))
-    finally:
-        if cluster is not None:
-            cluster.destroy()
     print(json.dumps(result))
 
 
