@@ -73,18 +73,22 @@ def _language(request: CallbackRequest) -> Any:
     return request.language or request.attributes.get("language")
 
 
-def _company_size(request: CallbackRequest) -> Any:
-    v = request.attributes.get("company_size")
+def _number(v: Any, parse: Callable[[str], Any]) -> Any:
+    """A number from an attribute value: numbers as they are, numeric strings parsed, else None."""
     if isinstance(v, bool):
         return None
     if isinstance(v, int | float):
         return v
     if isinstance(v, str):
         try:
-            return int(v.strip())
+            return parse(v.strip())
         except ValueError:
             return None
     return None
+
+
+def _company_size(request: CallbackRequest) -> Any:
+    return _number(request.attributes.get("company_size"), int)
 
 
 FIELDS: dict[str, Field] = {
@@ -116,17 +120,7 @@ def attribute_field(name: str, kind: str = TEXT) -> Field:
     if kind == NUMBER:
 
         def get_number(request: CallbackRequest) -> Any:
-            v = request.attributes.get(name)
-            if isinstance(v, bool):
-                return None
-            if isinstance(v, int | float):
-                return v
-            if isinstance(v, str):
-                try:
-                    return float(v.strip())
-                except ValueError:
-                    return None
-            return None
+            return _number(request.attributes.get(name), float)
 
         return Field(f"attributes.{name}", NUMBER, get_number)
     return Field(f"attributes.{name}", TEXT, _attr(name))
