@@ -26,14 +26,18 @@ EXAMPLE_CONFIG = "config/callswitch.example.yaml"
 DEMO_ROUTING = "config/routing.demo.yaml"
 
 
+def _print_problems(what: str, error: SourceError) -> None:
+    print(f"callswitch: invalid {what} ({len(error.problems)} problem(s)):", file=sys.stderr)
+    for problem in error.problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
 def _load(args: argparse.Namespace) -> Config | None:
     path = args.config or os.environ.get("CALLSWITCH_CONFIG") or DEFAULT_CONFIG
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(f"callswitch: invalid configuration ({len(exc.problems)} problem(s)):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        _print_problems("configuration", exc)
         return None
 
 
@@ -66,9 +70,7 @@ def _load_rules(config: Config) -> RulesHolder | bool | None:
     try:
         return load_rules(config)
     except SourceError as exc:
-        print(f"callswitch: invalid routing rules ({len(exc.problems)} problem(s)):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        _print_problems("routing rules", exc)
         return False
 
 
