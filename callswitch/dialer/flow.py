@@ -12,11 +12,19 @@ Each call returns the commands to carry out, in order:
   sets no final state: the worker decides (``scheduled`` for a retry, ``failed``) from :class:`AttemptResult`.
 * :class:`RecordLeg` (insert a ``call_legs`` row; always before the leg's :class:`Originate`) and
   :class:`UpdateLeg` (the columns that changed) - upsert by ``leg_id``.
-* :class:`Originate` - one agent leg into the shipped dialplan's ``callswitch-agent`` context (flow A).
-  The daemon registers ``leg_id`` with the interpreter (``expect_leg``) and uses it as ChannelId and ActionID.
+* :class:`Originate` - one leg into the shipped dialplan: an agent leg into ``callswitch-agent`` (flow A),
+  or, in customer-first mode, first the customer leg into ``callswitch-customer-first`` (flow D). The
+  daemon registers ``leg_id`` with the interpreter (``expect_leg``) and uses it as ChannelId and ActionID.
+* :class:`Release` - customer-first: nobody accepted, let the waiting visitor go (they hear the goodbye).
 * :class:`Hangup` - hang up a leg (losers of a simultaneous ring: cause 26 "answered elsewhere").
 * :class:`Finish` - the attempt is over and every leg has ended (or the drain guard gave up on them);
   always the last command.
+
+Customer-first (the first destination's ``mode: customer_first``): the visitor is called first (state
+``dialing_customer``); once they answer they hear the connect prompt and wait on hold in a conference named
+:attr:`AttemptFlow.conference`, and the agents are rung exactly as below (``dialing_agent`` ...). An agent who
+accepts joins the visitor at once (the dialplan does it), so acceptance is the connection (``accepted`` ->
+``connected``). The visitor hanging up while waiting ends the attempt (``customer_abandoned``, no retry).
 
 Routing: the destinations of ``plan.chain`` in order (overflow); per destination ``rounds`` rounds; per
 round every member once - ``sequential`` in file order, ``round_robin`` / ``longest_idle`` in the order
@@ -50,6 +58,7 @@ from callswitch.dialer.interpret import (
     CustomerLegCreated,
     CustomerResult,
     CustomerRinging,
+    CustomerWaiting,
     Fact,
     LegAnswered,
     LegEnded,
@@ -75,9 +84,14 @@ NO_AGENT = "no_agent"
 CUSTOMER_BUSY = "customer_busy"
 CUSTOMER_NO_ANSWER = "customer_no_answer"
 CUSTOMER_UNREACHABLE = "customer_unreachable"
+CUSTOMER_ABANDONED = "customer_abandoned"
 CANCELLED = "cancelled"
 FAILED = "failed"
-OUTCOMES = (CONNECTED, NO_AGENT, CUSTOMER_BUSY, CUSTOMER_NO_ANSWER, CUSTOMER_UNREACHABLE, CANCELLED, FAILED)
+OUTCOMES = (CONNECTED, NO_AGENT, CUSTOMER_BUSY, CUSTOMER_NO_ANSWER, CUSTOMER_UNREACHABLE, CUSTOMER_ABANDONED,
+            CANCELLED, FAILED)
+
+AGENT_CONTEXT = "callswitch-agent"
+CUSTOMER_FIRST_CONTEXT = "callswitch-customer-first"
 
 CAUSE_NORMAL = 16
 CAUSE_NO_ANSWER = 19
@@ -85,6 +99,8 @@ CAUSE_ANSWERED_ELSEWHERE = 26
 
 _STATE_ORDER = (states.DIALING_AGENT, states.AGENT_ANSWERED, states.ACCEPTED, states.DIALING_CUSTOMER,
                 states.CONNECTED, states.COMPLETED)
+_CUSTOMER_FIRST_ORDER = (states.DIALING_CUSTOMER, states.DIALING_AGENT, states.AGENT_ANSWERED, states.ACCEPTED,
+                         states.CONNECTED, states.COMPLETED)
 _FAILOVER_DISPOSITIONS = frozenset({"congestion", "unreachable", "failed"})
 # the customer's ${DIALSTATUS} or leg disposition -> attempt outcome
 _CUSTOMER_OUTCOME = {
@@ -99,18 +115,31 @@ _CUSTOMER_OUTCOME = {
 # ---------------------------------------------------------------------------------------- commands
 @dataclass(frozen=True)
 class Originate:
-    """Originate one agent leg: ``Channel=<dial_string> Context=callswitch-agent Exten=s Priority=1
-    Async=true Timeout=<timeout_ms> ChannelId=<leg_id> ActionID=<leg_id>``, CallerID ``caller_id``, one
-    ``Variable:`` header per item of ``variables`` (names already carry the ``__`` prefix)."""
+    """Originate one leg: ``Channel=<dial_string> Context=<context> Exten=s Priority=1 Async=true
+    Timeout=<timeout_ms> ChannelId=<leg_id> ActionID=<leg_id>``, CallerID ``caller_id``, one ``Variable:``
+    header per item of ``variables`` (names already carry the ``__`` prefix). ``member`` is None for the
+    customer leg of customer-first; ``joins``: an agent leg whose acceptance joins the waiting visitor."""
 
     leg_id: str
     destination: str
-    member: Member
+    member: Member | None
     dial_string: str
     trunk: str | None
     timeout_ms: int
     caller_id: str | None
     variables: dict[str, str]
+    context: str = AGENT_CONTEXT
+    role: str = "agent"
+    joins: bool = False
+
+
+@dataclass(frozen=True)
+class Release:
+    """Customer-first: let the visitor waiting in ``conference`` go (AMI ConfbridgeKick; they hear the
+    goodbye prompt); if that fails, hang the leg up."""
+
+    leg_id: str
+    conference: str
 
 
 @dataclass(frozen=True)
@@ -138,6 +167,7 @@ class RecordLeg:
     request_id: str
     attempt: int
     role: str  # "agent" | "customer" (column ``leg``)
+    originated: bool = False  # the daemon originates this leg (written with its reservation)
     destination: str | None
     member: str | None  # Member.dial of agent legs
     number_dialled: str
@@ -196,7 +226,7 @@ class Finish:
     result: AttemptResult
 
 
-Command = Originate | Hangup | SetState | RecordLeg | UpdateLeg | Finish
+Command = Originate | Hangup | Release | SetState | RecordLeg | UpdateLeg | Finish
 
 
 # ---------------------------------------------------------------------------------------- state
@@ -271,6 +301,9 @@ class AttemptFlow:
         self.drain = timedelta(seconds=drain_s)
         if plan.chain and self._customer_trunk(plan.chain[0]) is None:
             raise ValueError("no trunk in the plan's destinations to reach the customer")
+        self.customer_first = bool(plan.chain) and plan.chain[0].mode == "customer_first"
+        self.conference = f"callswitch-{request_id}-{attempt}"
+        self._order = _CUSTOMER_FIRST_ORDER if self.customer_first else _STATE_ORDER
 
         self.state: str = states.QUEUED
         self.done = False
@@ -304,6 +337,8 @@ class AttemptFlow:
         if self._started_at is not None:
             return []
         self._started_at = now
+        if self.customer_first:
+            return self._originate_customer(now) + self._maybe_finish()
         return self._next_step(now) + self._maybe_finish()
 
     def on_fact(self, fact: Fact, now: datetime) -> list[Command]:
@@ -311,6 +346,11 @@ class AttemptFlow:
             return []
         if fact.request_id != self.request_id or fact.attempt != self.attempt:
             return []
+        if self.customer_first and fact.role != "agent":
+            cust = self._legs.get(fact.leg_id)
+            if cust is None or cust.role != "customer":
+                return []
+            return self._first_customer_fact(cust, fact, now) + self._maybe_finish()
         if fact.role == "agent":
             leg = self._legs.get(fact.leg_id)
             if leg is None or leg.role != "agent":
@@ -373,6 +413,7 @@ class AttemptFlow:
             step = next(self._steps, None)
             if step is None:
                 tried = "; ".join(self._trail) or "nobody to ring"
+                cmds += self._release_customer()
                 return cmds + self._decide(now, NO_AGENT, retry=True, detail=f"no agent accepted: {tried}")
             dest, members = step
             self._step += 1
@@ -406,14 +447,17 @@ class AttemptFlow:
             "__CS_REQUEST_ID": self.request_id,
             "__CS_ATTEMPT": str(self.attempt),
             "__CS_CUSTOMER": self.customer_e164.lstrip("+"),
-            "__CS_CUSTOMER_DIAL": cust_trunk.dial_string(self.customer_e164),
-            "__CS_CUST_TIMEOUT": str(self.customer_timeout_s),
         }
-        cid = self.plan.customer_caller_id(dest)
-        if cid:
-            variables["__CS_CUSTOMER_CALLERID_NUM"] = cid
-        if dest.label:  # AMI splits Variable headers at commas
-            variables["__CS_CUSTOMER_CALLERID_NAME"] = dest.label.replace(",", " ")
+        if self.customer_first:
+            variables["__CS_JOIN"] = self.conference
+        else:
+            variables["__CS_CUSTOMER_DIAL"] = cust_trunk.dial_string(self.customer_e164)
+            variables["__CS_CUST_TIMEOUT"] = str(self.customer_timeout_s)
+            cid = self.plan.customer_caller_id(dest)
+            if cid:
+                variables["__CS_CUSTOMER_CALLERID_NUM"] = cid
+            if dest.label:  # AMI splits Variable headers at commas
+                variables["__CS_CUSTOMER_CALLERID_NAME"] = dest.label.replace(",", " ")
         prompts = [*self.prompts, *([dest.announce.agent] if dest.announce.agent else [])]
         if prompts:
             variables["__CS_PROMPTS"] = "&".join(prompts)
@@ -425,11 +469,105 @@ class AttemptFlow:
                              {"destination": dest.name, "leg_id": leg_id, "member": member.dial})
         cmds.append(RecordLeg(leg_id=leg_id, request_id=self.request_id, attempt=self.attempt, role="agent",
                               destination=dest.name, member=member.dial, number_dialled=member.dial,
-                              trunk=trunk.name if trunk else None, dial_string=dial, originated_at=now))
+                              trunk=trunk.name if trunk else None, dial_string=dial, originated_at=now,
+                              originated=True))
         cmds.append(Originate(leg_id=leg_id, destination=dest.name, member=member, dial_string=dial,
                               trunk=trunk.name if trunk else None, timeout_ms=member.ring_timeout * 1000,
-                              caller_id=self.plan.agent_caller_id(dest) or None, variables=variables))
+                              caller_id=self.plan.agent_caller_id(dest) or None, variables=variables,
+                              joins=self.customer_first))
         return cmds
+
+    # -- customer-first -----------------------------------------------------------------------------
+    def _originate_customer(self, now: datetime) -> list[Command]:
+        """Customer-first: call the visitor into ``callswitch-customer-first``; agents follow on answer."""
+        dest = self.plan.chain[0]
+        trunk = self._customer_trunk(dest)
+        assert trunk is not None  # checked in __init__
+        leg_id = self._make_leg_id()
+        ring = timedelta(seconds=self.customer_timeout_s) + self.ring_margin
+        leg = _Leg(leg_id, "customer", dest, None, 0, 0, now, ring_deadline=now + ring)
+        self._legs[leg_id] = leg
+        self._customer = leg_id
+        hold = max(30, round(self.setup_timeout.total_seconds()))
+        variables = {"__CS_REQUEST_ID": self.request_id, "__CS_ATTEMPT": str(self.attempt),
+                     "__CS_JOIN": self.conference, "__CS_HOLD_TIMEOUT": str(hold)}
+        if dest.announce.customer:
+            variables["__CS_CONNECT_PROMPT"] = dest.announce.customer
+        number = self.plan.customer_caller_id(dest)
+        caller_id = None
+        if number:  # AMI splits Variable headers at commas, and the name is quoted
+            name = (dest.label or "").replace('"', "").replace(",", " ")
+            caller_id = f'"{name}" <{number}>' if name else number
+        dial = trunk.dial_string(self.customer_e164)
+        cmds = self._advance(states.DIALING_CUSTOMER, "originate", {"destination": dest.name, "leg_id": leg_id})
+        cmds.append(RecordLeg(leg_id=leg_id, request_id=self.request_id, attempt=self.attempt, role="customer",
+                              destination=dest.name, member=None, number_dialled=self.customer_e164,
+                              trunk=trunk.name, dial_string=dial, originated_at=now, originated=True))
+        cmds.append(Originate(leg_id=leg_id, destination=dest.name, member=None, dial_string=dial,
+                              trunk=trunk.name, timeout_ms=self.customer_timeout_s * 1000, caller_id=caller_id,
+                              variables=variables, context=CUSTOMER_FIRST_CONTEXT, role="customer"))
+        return cmds
+
+    def _release_customer(self) -> list[Command]:
+        """Customer-first: nobody will take the call; let a visitor who is waiting go (goodbye prompt)."""
+        leg = self._legs.get(self._customer or "")
+        if not self.customer_first or leg is None or leg.ended or leg.hangup_sent:
+            return []
+        leg.hangup_sent = True
+        return [Release(leg.leg_id, self.conference)]
+
+    def _first_customer_fact(self, leg: _Leg, fact: Fact, now: datetime) -> list[Command]:
+        """A fact about the customer leg of customer-first."""
+        if isinstance(fact, LegEnded):
+            return self._first_customer_ended(leg, fact, now)
+        if leg.ended:
+            return []
+        if isinstance(fact, (LegRinging, CustomerRinging)):
+            if "ringing" in leg.flags:
+                return []
+            leg.flags.add("ringing")
+            return self._update(leg, fact, ringing_at=fact.at)
+        if isinstance(fact, (LegAnswered, CustomerAnswered, CustomerWaiting)):
+            if leg.answered_at is not None:
+                return []
+            leg.answered_at = fact.at
+            leg.ring_deadline = None
+            cmds = self._update(leg, fact, answered_at=fact.at)
+            if self._decided is not None:
+                return cmds
+            self._trail.append("customer answered")
+            return cmds + self._next_step(now)  # ring the agents while the visitor hears the connect prompt
+        if isinstance(fact, (CustomerLegCreated, CustomerDialing)):
+            return self._update(leg, fact)
+        return []  # CustomerReleased, OriginateFailed, LegHungUp, LegCdr: see LegEnded
+
+    def _first_customer_ended(self, leg: _Leg, fact: LegEnded, now: datetime) -> list[Command]:
+        if leg.ended:
+            return []
+        leg.ended = True
+        billable = 0
+        if leg.answered_at is not None:
+            billable = max(0, round((fact.at - leg.answered_at).total_seconds()))
+        disposition = leg.forced or fact.disposition
+        if leg.answered_at is not None and disposition not in ("answered",):
+            disposition = "answered"
+        cmds = self._update(leg, fact, ended_at=fact.at, disposition=disposition, hangup_cause=fact.cause,
+                            hangup_cause_text=fact.cause_text, sip_status=fact.sip_status, billable_seconds=billable)
+        if self._connected_at is not None:
+            if self._talk_end is None:
+                self._talk_end = fact.at
+            winner = self._legs.get(self._winner or "")
+            if winner is not None:
+                cmds += self._hangup(winner, CAUSE_NORMAL, None)
+            return cmds + self._decide(now, CONNECTED, retry=False, detail=self._connected_detail())
+        if self._decided is not None:
+            return cmds
+        if leg.answered_at is not None or fact.answered:
+            cmds += self._hangup_all(CAUSE_NORMAL, "cancelled")
+            return cmds + self._decide(now, CUSTOMER_ABANDONED, retry=False,
+                                       detail="the visitor hung up while waiting for an agent")
+        cmds += self._hangup_all(CAUSE_NORMAL, "cancelled")
+        return cmds + self._customer_failed(now, fact.disposition, "customer leg ended")
 
     def _leg_out(self, leg: _Leg, now: datetime, why: str) -> list[Command]:
         """``leg`` no longer counts for routing; ring the next member/round/destination if it was the last."""
@@ -445,12 +583,13 @@ class AttemptFlow:
 
     # -- state ------------------------------------------------------------------------------------
     def _advance(self, target: str, event: str, detail: dict[str, Any]) -> list[Command]:
-        cur = _STATE_ORDER.index(self.state) if self.state in _STATE_ORDER else -1
-        tgt = _STATE_ORDER.index(target)
+        order = self._order
+        cur = order.index(self.state) if self.state in order else -1
+        tgt = order.index(target)
         if tgt <= cur:
             return []
         self.state = target
-        return [SetState(s, event, dict(detail)) for s in _STATE_ORDER[cur + 1 : tgt + 1]]
+        return [SetState(s, event, dict(detail)) for s in order[cur + 1 : tgt + 1]]
 
     def _decide(self, now: datetime, outcome: str, *, retry: bool, detail: str) -> list[Command]:
         if self._decided is not None:
@@ -574,6 +713,12 @@ class AttemptFlow:
             if other is not leg and other.role == "agent" and not other.out and not other.ended:
                 cmds += self._hangup(other, CAUSE_ANSWERED_ELSEWHERE, "answered_elsewhere")
                 other.out = True
+        cust = self._legs.get(self._customer or "")
+        if self.customer_first and cust is not None and cust.answered_at is not None and not cust.ended:
+            # the dialplan joins the accepting agent to the waiting visitor at once
+            self._connected_at = fact.at
+            cmds += self._advance(states.CONNECTED, "agent_joined",
+                                  {**self._leg_detail(leg), "customer_leg_id": cust.leg_id})
         return cmds
 
     def _agent_ended(self, leg: _Leg, fact: LegEnded, now: datetime) -> list[Command]:
@@ -708,6 +853,9 @@ class AttemptFlow:
             out.append((self._decided_at + self.drain, "drain", None))
             return out
         for leg in self._legs.values():
+            if leg.role == "customer" and self.customer_first and not leg.ended and leg.answered_at is None \
+                    and leg.ring_deadline is not None and not leg.hangup_sent:
+                out.append((leg.ring_deadline, "customer_ring", leg.leg_id))
             if leg.role != "agent" or leg.out or leg.ended or leg.leg_id == self._winner:
                 continue
             if leg.answered_at is None and leg.ring_deadline is not None:
@@ -735,6 +883,9 @@ class AttemptFlow:
             leg.accept_deadline = None
             cmds = self._hangup(leg, CAUSE_NORMAL, "answered")
             return cmds + self._leg_out(leg, now, "no key (acceptance guard)")
+        if kind == "customer_ring" and leg_id is not None:
+            cmds = self._hangup(self._legs[leg_id], CAUSE_NO_ANSWER, "no_answer")
+            return cmds + self._customer_failed(now, "NOANSWER", "the visitor did not answer (ring guard)")
         if kind == "customer":
             cmds = self._hangup_all(CAUSE_NORMAL, "no_answer")
             return cmds + self._customer_failed(now, "NOANSWER", "customer not connected in time (guard)")

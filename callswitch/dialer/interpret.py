@@ -36,12 +36,15 @@ __all__ = [
     "AgentAccepted",
     "AgentAnswered",
     "AgentDeclined",
+    "AgentJoined",
     "AgentRepeat",
     "CustomerAnswered",
     "CustomerDialing",
     "CustomerLegCreated",
+    "CustomerReleased",
     "CustomerResult",
     "CustomerRinging",
+    "CustomerWaiting",
     "Fact",
     "Interpreter",
     "LegAnswered",
@@ -201,6 +204,27 @@ class CustomerAnswered(Fact):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CustomerWaiting(Fact):
+    """UserEvent CallswitchCustomerWaiting (customer-first): the visitor is on hold in the conference."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomerReleased(Fact):
+    """UserEvent CallswitchCustomerReleased (customer-first): the visitor left the conference;
+    ``result`` is ``${CONFBRIDGE_RESULT}`` (ENDMARKED, KICKED, TIMEOUT, HANGUP)."""
+
+    result: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentJoined(Fact):
+    """UserEvent CallswitchJoined (customer-first): the accepting agent joins the visitor's conference;
+    ``parties`` = users already in it (1: the visitor is there)."""
+
+    parties: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class CustomerResult(Fact):
     """UserEvent CallswitchCustomerResult: the dialplan's Dial() to the customer returned.
 
@@ -294,6 +318,8 @@ class _Leg:
     step: str | None = None
     ended: bool = False
     customer: str | None = None  # agent legs: the customer leg id, once there is one
+    originated: bool = False  # customer legs: originated by callswitch (customer-first), not dialled by an agent
+    joins: bool = False  # agent legs of customer-first: an acceptance joins the visitor, nothing is dialled
 
 
 def classify_leg(
@@ -373,13 +399,19 @@ class Interpreter:
         self._by_request: dict[tuple[str, int], list[str]] = {}
 
     # -- registration ---------------------------------------------------------------------------
-    def expect_leg(self, leg_id: str, *, request_id: str, attempt: int, role: str = AGENT) -> None:
-        """Register an agent leg before its Originate is sent (ChannelId = ActionID = ``leg_id``)."""
-        if role != AGENT:
-            raise ValueError(f"only agent legs are originated by callswitch, not {role!r}")
+    def expect_leg(self, leg_id: str, *, request_id: str, attempt: int, role: str = AGENT,
+                   joins: bool = False) -> None:
+        """Register a leg before its Originate is sent (ChannelId = ActionID = ``leg_id``).
+
+        Agent legs, and in customer-first mode the customer leg (``role="customer"``; its facts carry
+        ``agent_leg_id == leg_id``). ``joins``: an agent leg of customer-first, whose acceptance joins
+        the waiting visitor instead of dialling them."""
+        if role not in (AGENT, CUSTOMER):
+            raise ValueError(f"unknown leg role {role!r}")
         if leg_id in self._legs:
             return
-        leg = _Leg(leg_id, AGENT, request_id, attempt, leg_id, uniqueid=leg_id, linkedid=leg_id)
+        leg = _Leg(leg_id, role, request_id, attempt, leg_id, uniqueid=leg_id, linkedid=leg_id,
+                   originated=role == CUSTOMER, joins=joins and role == AGENT)
         self._legs[leg_id] = leg
         self._by_uniqueid[leg_id] = leg_id
         self._by_request.setdefault((request_id, attempt), []).append(leg_id)
@@ -444,7 +476,7 @@ class Interpreter:
         if agent_id is None:
             return None
         agent = self._legs[agent_id]
-        if agent.role != AGENT:
+        if agent.role != AGENT or agent.joins:
             return None
         cust = self._customer(agent)
         if cust.uniqueid is not None:
@@ -511,7 +543,7 @@ class Interpreter:
     def _response(self, msg: Mapping[str, str], now: datetime) -> list[Fact]:
         """``Response: Error`` to our Originate (e.g. "Extension does not exist.") ends the leg."""
         leg = self._legs.get(msg.get("ActionID") or "")
-        if leg is None or leg.role != AGENT or msg.get("Response") != "Error":
+        if leg is None or not (leg.role == AGENT or leg.originated) or msg.get("Response") != "Error":
             return []
         out: list[Fact] = []
         self._once("originate", OriginateFailed, leg, now, out, after_end=True, reason=None,
@@ -525,7 +557,7 @@ class Interpreter:
         if leg is None:
             uid = msg.get("Uniqueid") or ""
             leg = self._legs.get(self._by_uniqueid.get(uid, "")) if uid else None
-        if leg is None or leg.role != AGENT:
+        if leg is None or not (leg.role == AGENT or leg.originated):
             return []
         out: list[Fact] = []
         if msg.get("Response") == "Success":
@@ -582,6 +614,18 @@ class Interpreter:
                 leg.decline_reason = reason
             self._once("declined", AgentDeclined, leg, now, out, reason=reason, digit=msg.get("Digit") or "",
                        read_status=msg.get("ReadStatus") or "")
+        elif name == "CallswitchCustomerWaiting":
+            self._answered(leg, now, out)
+            self._once("waiting", CustomerWaiting, leg, now, out)
+        elif name == "CallswitchCustomerReleased":
+            self._once("released", CustomerReleased, leg, now, out, after_end=True,
+                       result=msg.get("Result") or "")
+        elif name == "CallswitchJoined":
+            self._once("joined", AgentJoined, leg, now, out, parties=_int(msg.get("Parties")))
+        elif name == "CallswitchCustomerAnswered":
+            self._answered(leg, now, out)
+        elif name in ("CallswitchCustomerDialing", "CallswitchCustomerResult") and (leg.joins or leg.originated):
+            pass  # customer-first: no customer is dialled from an agent leg
         elif name == "CallswitchCustomerDialing":
             cust = self._customer(leg)
             self._once("dialing", CustomerDialing, cust, now, out, after_end=True)

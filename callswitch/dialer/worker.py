@@ -55,6 +55,7 @@ from callswitch.dialer.flow import (
     Hangup,
     Originate,
     RecordLeg,
+    Release,
     SetState,
     UpdateLeg,
 )
@@ -67,7 +68,6 @@ from callswitch.routing.reload import RulesHolder
 
 log = get_logger("callswitch.dialer")
 STATUS_CHANNEL = "callswitch_status"
-AGENT_CONTEXT = "callswitch-agent"
 # capacity refusals, as the flow should see them: the member is on another call, or no line is free
 REFUSAL_DISPOSITION = {"member_busy": "busy"}
 
@@ -434,7 +434,7 @@ class Dialer:
     async def _execute_one(self, active: _Attempt, cmd: Command) -> None:
         if isinstance(cmd, RecordLeg):
             active.roles[cmd.leg_id] = cmd.role
-            if cmd.role == "agent":
+            if cmd.originated:
                 active.records[cmd.leg_id] = cmd  # written with its reservation, just before the Originate
             else:
                 await self._insert_leg(active, cmd)
@@ -444,6 +444,8 @@ class Dialer:
             await self._update_leg(active, cmd)
         elif isinstance(cmd, Hangup):
             await self._hangup(active, cmd)
+        elif isinstance(cmd, Release):
+            await self._release(active, cmd)
         elif isinstance(cmd, SetState):
             await self._set_state(active, cmd)
         elif isinstance(cmd, Finish):
@@ -454,10 +456,11 @@ class Dialer:
 
     async def _originate(self, active: _Attempt, cmd: Originate) -> None:
         record = active.records[cmd.leg_id]
+        member = cmd.member.dial if cmd.member is not None else None
         reservation = LegReservation(
-            leg_id=cmd.leg_id, request_id=active.request_id, attempt=active.attempt, leg="agent",
+            leg_id=cmd.leg_id, request_id=active.request_id, attempt=active.attempt, leg=cmd.role,
             number_dialled=record.number_dialled, trunk=cmd.trunk, destination=cmd.destination,
-            member=cmd.member.dial, server=active.client.server.name,
+            member=member, server=active.client.server.name,
         )
         trunk = self._trunk_limits(cmd.trunk)
         async with self.db.acquire() as conn:
@@ -468,16 +471,17 @@ class Dialer:
             disposition = REFUSAL_DISPOSITION.get(verdict, "congestion")
             active.facts.put_nowait(self._synthetic_end(active, cmd.leg_id, disposition, self.clock()))
             return
-        self.interpreter.expect_leg(cmd.leg_id, request_id=str(active.request_id), attempt=active.attempt)
+        self.interpreter.expect_leg(cmd.leg_id, request_id=str(active.request_id), attempt=active.attempt,
+                                    role=cmd.role, joins=cmd.joins)
         active.originated += 1
         try:
             await active.client.originate(
-                action_id=cmd.leg_id, channel=cmd.dial_string, context=AGENT_CONTEXT, exten="s", priority=1,
+                action_id=cmd.leg_id, channel=cmd.dial_string, context=cmd.context, exten="s", priority=1,
                 timeout_ms=cmd.timeout_ms, channel_id=cmd.leg_id, caller_id=cmd.caller_id,
                 account=str(active.request_id), variables=cmd.variables,
             )
-            log.info("originate_sent", callback_id=str(active.request_id), leg_id=cmd.leg_id,
-                     destination=cmd.destination, member=cmd.member.dial, server=active.client.server.name)
+            log.info("originate_sent", callback_id=str(active.request_id), leg_id=cmd.leg_id, leg=cmd.role,
+                     destination=cmd.destination, member=member, server=active.client.server.name)
         except (AmiNotConnected, AmiActionFailed, ValueError) as exc:
             # certainly not dialled (ValueError: a header or variable the AMI encoder refuses)
             log.warning("originate_refused", callback_id=str(active.request_id), leg_id=cmd.leg_id, error=str(exc))
@@ -497,8 +501,8 @@ class Dialer:
         return Limits(self.limits.max_global, trunk.max_channels, trunk.max_cps, self.limits.max_destination)
 
     def _synthetic_end(self, active: _Attempt, leg_id: str, disposition: str, now: datetime) -> LegEnded:
-        return LegEnded(leg_id=leg_id, request_id=str(active.request_id), attempt=active.attempt, role="agent",
-                        agent_leg_id=leg_id, at=now, disposition=disposition)
+        return LegEnded(leg_id=leg_id, request_id=str(active.request_id), attempt=active.attempt,
+                        role=active.roles.get(leg_id, "agent"), agent_leg_id=leg_id, at=now, disposition=disposition)
 
     async def _insert_leg(self, active: _Attempt, cmd: RecordLeg) -> None:
         async with self.db.acquire() as conn:
@@ -530,6 +534,19 @@ class Dialer:
             return
         with contextlib.suppress(AmiError):
             await active.client.action("Hangup", {"Channel": channel, "Cause": str(cmd.cause)}, timeout=5)
+
+    async def _release(self, active: _Attempt, cmd: Release) -> None:
+        """Customer-first: nobody accepted; take the visitor out of their conference (they hear the goodbye)."""
+        channel = active.channels.get(cmd.leg_id)
+        if channel is None:
+            return
+        try:
+            await active.client.action("ConfbridgeKick", {"Conference": cmd.conference, "Channel": channel},
+                                       timeout=5)
+        except AmiError as exc:  # not (yet) in the conference, e.g. still hearing the connect prompt
+            log.info("release_by_hangup", callback_id=str(active.request_id), leg_id=cmd.leg_id, error=str(exc))
+            with contextlib.suppress(AmiError):
+                await active.client.action("Hangup", {"Channel": channel, "Cause": "16"}, timeout=5)
 
     async def _set_state(self, active: _Attempt, cmd: SetState) -> None:
         async with self.db.acquire() as conn:

@@ -20,8 +20,17 @@ What it does, exactly as the captures in the project's shared/asterisk show:
   ``CallswitchCustomerDialing``, ``CallswitchCustomerResult``, ``CallswitchLegEnded``). Newexten/VarSet are
   not produced.
 
-Not simulated: Originate into callswitch-ringall / callswitch-customer-first / Local channels (refused
-with ``Response: Error``), CEL, RTCP timing accuracy.
+* customer-first (``callswitch-customer-first`` + agent legs with ``CS_JOIN``): the visitor's channel
+  follows the captured life of an originated channel (ringing, answer, or the busy / no-answer / 404
+  captures), then the shipped dialplan's UserEvents (CallswitchCustomerAnswered, ...Waiting,
+  ...Released with ``${CONFBRIDGE_RESULT}``) around a modelled two-party ConfBridge; an accepting agent
+  with ``CS_JOIN`` replays its capture up to the acceptance, then CallswitchJoined, and whoever hangs
+  up first releases the other (``end_marked_any``: Result ENDMARKED). ``ConfbridgeKick`` answers as
+  app_confbridge does. This part is NOT from a capture: no ConfBridge events (the daemon's event
+  filter drops them), talk time ``TALK_S`` recorded seconds.
+
+Not simulated: Originate into callswitch-ringall / Local channels (refused with ``Response: Error``),
+CEL, RTCP timing accuracy.
 """
 
 from __future__ import annotations
@@ -46,13 +55,21 @@ _UUID = r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
 AGENT_BEHAVIOURS = ("accept", "decline", "noanswer", "busy", "congestion", "hangs_up_in_announcement",
                     "voicemail", "early_dtmf", "unallocated")
 CUSTOMER_BEHAVIOURS = ("hangs_up", "stays", "noanswer", "busy", "404")
-SIMULATED_CONTEXTS = frozenset({"callswitch-agent"})
+SIMULATED_CONTEXTS = frozenset({"callswitch-agent", "callswitch-customer-first"})
+TALK_S = 4.0  # customer-first: recorded seconds a bridged visitor and agent talk
+PROMPT_S = 2.0  # customer-first: connect prompt / goodbye prompt
 KNOWN_CONTEXTS = frozenset({
     "callswitch-agent", "callswitch-confirm", "callswitch-customer", "callswitch-predial",
     "callswitch-ringall", "callswitch-ringall-member", "callswitch-member-confirm",
     "callswitch-customer-first", "callswitch-leg-ended", "callswitch-from-carrier",
 })
 KNOWN_TECHS = frozenset({"PJSIP", "Local", "SIP", "IAX2", "DAHDI"})
+
+
+# a 404 from the carrier: the busy capture with the causes of a 404
+_UNALLOCATED = {"Cause: 17": "Cause: 1", "TechCause: 486": "TechCause: 404",
+                "DialStatus: BUSY": "DialStatus: NOANSWER", "Disposition: BUSY": "Disposition: NO ANSWER",
+                "Cause-txt: User busy": "Cause-txt: Unallocated (unassigned) number"}
 
 
 def lab_behaviour(number: str) -> str:
@@ -112,6 +129,19 @@ class _Call:
     hangup_requested: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+@dataclass
+class _Conference:
+    """A customer-first ConfBridge: the waiting visitor and, once one accepted, the agent."""
+
+    name: str
+    customer: str | None = None  # channel names
+    agent: str | None = None
+    agent_joined: asyncio.Event = field(default_factory=asyncio.Event)
+    customer_left: asyncio.Event = field(default_factory=asyncio.Event)
+    agent_left: asyncio.Event = field(default_factory=asyncio.Event)
+    kicked: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 def _block(*pairs: tuple[str, str]) -> str:
     return "\r\n".join(f"{k}: {v}" for k, v in pairs)
 
@@ -150,6 +180,7 @@ class PbxSimulator:
         self._epoch = int(time.time())
         self._active_ids: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.conferences: dict[str, _Conference] = {}
         self.port = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -332,6 +363,20 @@ class PbxSimulator:
                 reply("Success", ("Message", "Command output follows"), *[("Output", line) for line in out])
         elif lname == "originate":
             self._originate(s, m, reply)
+        elif lname == "confbridgekick":
+            conf_name, chan = m.get_ci("Conference") or "", m.get_ci("Channel") or ""
+            conf = self.conferences.get(conf_name)
+            if not conf_name:
+                reply("Error", ("Message", "No Conference name provided."))
+            elif not self.conferences:
+                reply("Error", ("Message", "No active conferences."))
+            elif conf is None:
+                reply("Error", ("Message", "No Conference by that name found."))
+            elif chan not in (conf.customer, conf.agent, "all"):
+                reply("Error", ("Message", "No Channel by that name found in Conference."))
+            else:
+                reply("Success", ("Message", "All participants kicked" if chan == "all" else "User kicked"))
+                conf.kicked.set()
         else:
             reply("Error", ("Message", f"Invalid/unknown command: {name}. Use Action: ListCommands to show "
                                        "available commands."))
@@ -429,7 +474,10 @@ class PbxSimulator:
         if asynchronous:
             reply("Success", ("Message", "Originate successfully queued"))
         call = _Call(aid, chan_id)
-        call.task = self._spawn(self._run_call(call, m, variables, asynchronous, reply))
+        if context == "callswitch-customer-first":
+            call.task = self._spawn(self._run_customer_first(call, m, variables, asynchronous, reply))
+        else:
+            call.task = self._spawn(self._run_call(call, m, variables, asynchronous, reply))
 
     @staticmethod
     def _callerid(m: AmiMessage) -> tuple[tuple[str, str], ...]:
@@ -447,12 +495,62 @@ class PbxSimulator:
                    "noanswer": "accept/customer_noanswer", "busy": "accept/customer_busy"}.get(c, "accept/customer_404")
             return key, {}
         if a == "unallocated":  # carrier rejects the agent with 404: the busy capture, causes swapped
-            return "busy", {"Cause: 17": "Cause: 1", "TechCause: 486": "TechCause: 404",
-                            "DialStatus: BUSY": "DialStatus: NOANSWER", "Disposition: BUSY": "Disposition: NO ANSWER",
-                            "Cause-txt: User busy": "Cause-txt: Unallocated (unassigned) number"}
+            return "busy", dict(_UNALLOCATED)
         if a not in AGENT_BEHAVIOURS:
             raise ValueError(f"unknown agent behaviour {a!r}")
         return a, {}
+
+    def _script(self, call: _Call, m: AmiMessage, key: str, extra: dict[str, str], agent: str, endpoint: str,
+                customer: str, cust_dest: str, variables: dict[str, str], leg: str = "agent",
+                context: str = "callswitch-agent") -> list[tuple[float, str]]:
+        """The messages of capture ``key`` with the simulated call's identifiers substituted."""
+        sc = self._scen[key]
+        subst = self._substitutions(sc, call, m, agent, endpoint, customer, cust_dest)
+        subst.update(extra)
+        subst["Context: cs-ref-whisper"] = f"Context: {context}"
+        pattern = re.compile("|".join(re.escape(k) for k in sorted(subst, key=len, reverse=True)))
+        request_id = variables.get("CS_REQUEST_ID", call.action_id)
+        attempt = variables.get("CS_ATTEMPT", "1")
+        messages: list[tuple[float, str]] = []
+        for t, raw in sc["messages"]:
+            raw = pattern.sub(lambda mt: subst[mt.group(0)], raw)
+            for out in self._rewrite_userevents(raw, request_id, attempt, call.channel_id, leg):
+                messages.append((t, out))
+        if self.reorder:
+            for i in range(len(messages) - 1):
+                if self._rnd.random() < self.reorder:
+                    (t1, r1), (t2, r2) = messages[i], messages[i + 1]
+                    messages[i], messages[i + 1] = (t1, r2), (t2, r1)  # keep the times, swap the events
+        return messages
+
+    async def _play(self, call: _Call, messages: list[tuple[float, str]], asynchronous: bool,
+                    reply: Callable[..., None], *, stretch: float = 1.0, wait_index: int | None = None) -> None:
+        """Send ``messages`` at their recorded times (scaled); pause before ``wait_index`` for a Hangup."""
+        prev = 0.0
+        resumed_offset = 0.0
+        for i, (t, raw) in enumerate(messages):
+            if wait_index is not None and i == wait_index:
+                await call.hangup_requested.wait()
+                resumed_offset = t - prev
+            delay = max(0.0, (t - prev - resumed_offset) * stretch * self.time_scale)
+            resumed_offset = 0.0
+            prev = t
+            if delay:
+                await asyncio.sleep(delay)
+            if not asynchronous and raw.startswith("Event: OriginateResponse"):
+                if "Response: Success" in raw:
+                    reply("Success", ("Message", "Originate successfully queued"))
+                else:
+                    reply("Error", ("Message", "Originate failed"))
+                continue
+            self._emit(call, raw)
+
+    def _emit(self, call: _Call, raw: str) -> None:
+        self._current_call = call
+        try:
+            self._broadcast(raw)
+        finally:
+            self._current_call = None
 
     async def _run_call(self, call: _Call, m: AmiMessage, variables: dict[str, str], asynchronous: bool,
                         reply: Callable[..., None]) -> None:
@@ -465,52 +563,142 @@ class PbxSimulator:
         cust_dest = cust_dial.split("/", 1)[1] if "/" in cust_dial else f"{customer}@{endpoint}"
         customer = customer or cust_dest.split("@", 1)[0]
         key, extra = self._pick_scenario(agent, customer)
+        join = variables.get("CS_JOIN")
+        if join and key.startswith("accept/"):
+            key = "accept/customer_stays"
         sc = self._scen[key]
-        subst = self._substitutions(sc, call, m, agent, endpoint, customer, cust_dest)
-        subst.update(extra)
-        pattern = re.compile("|".join(re.escape(k) for k in sorted(subst, key=len, reverse=True)))
-        request_id = variables.get("CS_REQUEST_ID", call.action_id)
-        attempt = variables.get("CS_ATTEMPT", "1")
-        messages: list[tuple[float, str]] = []
-        for t, raw in sc["messages"]:
-            raw = pattern.sub(lambda mt: subst[mt.group(0)], raw)
-            for out in self._rewrite_userevents(raw, request_id, attempt, call.channel_id):
-                messages.append((t, out))
+        messages = self._script(call, m, key, extra, agent, endpoint, customer, cust_dest, variables)
         timeout_ms = m.get_ci("Timeout")
         stretch = 1.0
         if key == "noanswer" and timeout_ms and timeout_ms.isdigit():
             stretch = int(timeout_ms) / 8000.0
-        if self.reorder:
-            for i in range(len(messages) - 1):
-                if self._rnd.random() < self.reorder:
-                    (t1, r1), (t2, r2) = messages[i], messages[i + 1]
-                    messages[i], messages[i + 1] = (t1, r2), (t2, r1)  # keep the times, swap the events
-        wait_at = sc.get("wait_for_hangup_at")
-        call.waits_for_hangup = wait_at is not None
-        prev = 0.0
-        resumed_offset = 0.0
         try:
-            for i, (t, raw) in enumerate(messages):
-                if wait_at is not None and i == self._index_after(sc, wait_at, messages):
-                    await call.hangup_requested.wait()
-                    resumed_offset = t - prev
-                delay = max(0.0, (t - prev - resumed_offset) * stretch * self.time_scale)
-                resumed_offset = 0.0
-                prev = t
-                if delay:
-                    await asyncio.sleep(delay)
-                if not asynchronous and raw.startswith("Event: OriginateResponse"):
-                    ok = "Response: Success" in raw
-                    if ok:
-                        reply("Success", ("Message", "Originate successfully queued"))
-                    else:
-                        reply("Error", ("Message", "Originate failed"))
-                    continue
-                self._current_call = call
-                try:
-                    self._broadcast(raw)
-                finally:
-                    self._current_call = None
+            if join and key.startswith("accept/"):
+                await self._agent_joins(call, messages, asynchronous, reply, join, variables)
+                return
+            wait_at = sc.get("wait_for_hangup_at")
+            call.waits_for_hangup = wait_at is not None
+            wait_index = self._index_after(sc, wait_at, messages) if wait_at is not None else None
+            await self._play(call, messages, asynchronous, reply, stretch=stretch, wait_index=wait_index)
+        finally:
+            self._active_ids.discard(call.channel_id)
+
+    # ------------------------------------------------------------------ customer-first
+    def _user_event(self, call: _Call, name: str, fields: list[tuple[str, str]]) -> None:
+        ch = next((c for c in self.channels.values() if c.uniqueid == call.channel_id), None)
+        if ch is None:
+            return
+        self._emit(call, _block(("Event", "UserEvent"), ("Privilege", "user,all"), *self._chan_fields(ch),
+                                ("UserEvent", name), *fields))
+
+    def _end_channel(self, call: _Call, leg: str, step: str, ids: list[tuple[str, str]]) -> None:
+        """The dialplan's hangup handler, then the Hangup (cause 16) of the call's channel."""
+        ch = next((c for c in self.channels.values() if c.uniqueid == call.channel_id), None)
+        if ch is None:
+            return
+        self._user_event(call, "CallswitchLegEnded", [*ids, ("Leg", leg), ("Step", step), ("Cause", "16")])
+        self._emit(call, _block(("Event", "Hangup"), ("Privilege", "call,all"), *self._chan_fields(ch),
+                                ("Cause", "16"), ("Cause-txt", "Normal Clearing")))
+
+    async def _wait_first(self, *events: asyncio.Event, within: float | None = None) -> None:
+        waits = [asyncio.ensure_future(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waits, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def _agent_joins(self, call: _Call, messages: list[tuple[float, str]], asynchronous: bool,
+                           reply: Callable[..., None], join: str, variables: dict[str, str]) -> None:
+        """Customer-first agent: the capture up to the acceptance, then into the visitor's conference."""
+        cut = next((i for i, (_t, raw) in enumerate(messages) if "UserEvent: CallswitchAccepted" in raw), None)
+        if cut is None:
+            await self._play(call, messages, asynchronous, reply)
+            return
+        await self._play(call, messages[: cut + 1], asynchronous, reply)
+        ids = [("RequestId", variables.get("CS_REQUEST_ID", "")), ("Attempt", variables.get("CS_ATTEMPT", "1"))]
+        conf = self.conferences.setdefault(join, _Conference(join))
+        ch = next((c for c in self.channels.values() if c.uniqueid == call.channel_id), None)
+        conf.agent = ch.name if ch else None
+        parties = int(conf.customer is not None and not conf.customer_left.is_set())
+        self._user_event(call, "CallswitchJoined", [*ids, ("Parties", str(parties))])
+        call.waits_for_hangup = True
+        if call.hangup_requested.is_set():
+            conf.agent_left.set()
+            self._end_channel(call, "agent", "customer", ids)
+            return
+        conf.agent_joined.set()
+        behaviour = self.behaviour(variables.get("CS_CUSTOMER", ""))
+        # a visitor who stays on the line is left by the agent; one not yet on hold is still hearing the prompt
+        talk = (TALK_S + (0 if parties else PROMPT_S)) * self.time_scale if behaviour == "stays" else None
+        await self._wait_first(call.hangup_requested, conf.customer_left, within=talk)
+        conf.agent_left.set()
+        if conf.customer_left.is_set() and not call.hangup_requested.is_set():  # end_marked_any: released
+            self._user_event(call, "CallswitchCustomerResult", [*ids, ("DialStatus", "ANSWER"),
+                                                                 ("Result", "ENDMARKED"), ("Cause", "0")])
+            self._end_channel(call, "agent", "customer-done", ids)
+        else:
+            self._end_channel(call, "agent", "customer", ids)
+
+    async def _run_customer_first(self, call: _Call, m: AmiMessage, variables: dict[str, str], asynchronous: bool,
+                                  reply: Callable[..., None]) -> None:
+        channel = m.get_ci("Channel") or ""
+        dest = channel.split("/", 1)[1]
+        number, _, endpoint = dest.partition("@")
+        endpoint = endpoint or number
+        behaviour = self.behaviour(number)
+        ids = [("RequestId", variables.get("CS_REQUEST_ID", "")), ("Attempt", variables.get("CS_ATTEMPT", "1"))]
+        try:
+            if behaviour not in ("hangs_up", "stays"):
+                # the captured life of an originated channel that is not answered
+                key, extra = {"noanswer": ("noanswer", {}), "busy": ("busy", {})}.get(
+                    behaviour, ("busy", dict(_UNALLOCATED)))
+                messages = self._script(call, m, key, extra, number, endpoint, "", "", variables, leg="customer",
+                                        context="callswitch-customer-first")
+                messages = [(t, raw) for t, raw in messages if "UserEvent: CallswitchLegEnded" not in raw]
+                timeout_ms = m.get_ci("Timeout") or ""
+                stretch = int(timeout_ms) / 8000.0 if key == "noanswer" and timeout_ms.isdigit() else 1.0
+                await self._play(call, messages, asynchronous, reply, stretch=stretch)
+                return
+            messages = self._script(call, m, "accept/customer_stays", {}, number, endpoint, "", "", variables,
+                                    leg="customer", context="callswitch-customer-first")
+            cut = next(i for i, (_t, raw) in enumerate(messages) if "UserEvent: CallswitchAgentAnswered" in raw)
+            await self._play(call, messages[:cut], asynchronous, reply)  # ringing, answer, OriginateResponse
+            join = variables.get("CS_JOIN", f"callswitch-{call.channel_id}")
+            self._user_event(call, "CallswitchCustomerAnswered", ids)
+            call.waits_for_hangup = True
+            await self._wait_first(call.hangup_requested, within=PROMPT_S * self.time_scale)
+            if call.hangup_requested.is_set():
+                self._end_channel(call, "customer", "connect-prompt", ids)
+                return
+            ch = next((c for c in self.channels.values() if c.uniqueid == call.channel_id), None)
+            conf = self.conferences.setdefault(join, _Conference(join))
+            conf.customer = ch.name if ch else None
+            self._user_event(call, "CallswitchCustomerWaiting", ids)
+            try:
+                hold = float(variables.get("CS_HOLD_TIMEOUT", "180"))
+                await self._wait_first(call.hangup_requested, conf.kicked, conf.agent_joined, within=hold)
+                result = "TIMEOUT"
+                if conf.agent_joined.is_set() and not (call.hangup_requested.is_set() or conf.kicked.is_set()):
+                    talk = TALK_S * self.time_scale if behaviour == "hangs_up" else None
+                    await self._wait_first(call.hangup_requested, conf.kicked, conf.agent_left, within=talk)
+                    result = "ENDMARKED"
+                if call.hangup_requested.is_set() or (behaviour == "hangs_up" and not conf.agent_left.is_set()
+                                                      and not conf.kicked.is_set() and conf.agent_joined.is_set()):
+                    conf.customer_left.set()
+                    self._end_channel(call, "customer", "waiting", ids)
+                    return
+                if conf.kicked.is_set():
+                    result = "KICKED"
+                conf.customer_left.set()
+                self._user_event(call, "CallswitchCustomerReleased", [*ids, ("Result", result)])
+                if result != "ENDMARKED":
+                    await asyncio.sleep(PROMPT_S * self.time_scale)  # the goodbye prompt
+                self._end_channel(call, "customer", "released", ids)
+            finally:
+                conf.customer_left.set()
+                if not (conf.agent and conf.agent in self.channels):
+                    self.conferences.pop(join, None)
         finally:
             self._active_ids.discard(call.channel_id)
 
@@ -543,13 +731,13 @@ class PbxSimulator:
             subst[f"{sc['customer']}@carrier"] = cust_dest
             subst[sc["customer"]] = customer
         subst["Device: PJSIP/carrier\r\n"] = f"Device: PJSIP/{endpoint}\r\n"
-        subst["Context: cs-ref-whisper"] = "Context: callswitch-agent"
         cid = dict(self._callerid(m))
         subst["CallerIDName: Web Callback"] = f"CallerIDName: {cid['CallerIDName']}"
         return subst
 
     @staticmethod
-    def _rewrite_userevents(raw: str, request_id: str, attempt: str, channel_id: str) -> list[str]:
+    def _rewrite_userevents(raw: str, request_id: str, attempt: str, channel_id: str,
+                            leg: str = "agent") -> list[str]:
         """Reference dialplan UserEvents -> the shipped dialplan's; add the events it emits in addition."""
         ids = f"RequestId: {request_id}\r\nAttempt: {attempt}"
         if raw.startswith("Event: UserEvent") and "\r\nUserEvent: Callback" in raw:
@@ -579,5 +767,6 @@ class PbxSimulator:
             head = raw.split("\r\nCause:", 1)[0].replace("Event: Hangup", "Event: UserEvent", 1)
             head = head.replace("Privilege: call,all", "Privilege: user,all", 1)
             cause = AmiMessage(raw).get("Cause") or ""
-            return [f"{head}\r\nUserEvent: CallswitchLegEnded\r\n{ids}\r\nLeg: agent\r\nStep: \r\nCause: {cause}", raw]
+            return [f"{head}\r\nUserEvent: CallswitchLegEnded\r\n{ids}\r\nLeg: {leg}\r\nStep: \r\nCause: {cause}",
+                    raw]
         return [raw]

@@ -33,6 +33,7 @@ destinations:
   store:
     members: [{members}]
     strategy: {strategy}
+    mode: {mode}
     overflow: central
   central:
     members: ["+13125550100"]
@@ -95,34 +96,50 @@ class Stack:
 StackFactory = Callable[..., Awaitable[Stack]]
 
 
+async def start_stack(dsn: str, directory: Path, routing: str, *, config: str = CONFIG,
+                      behaviour: Callable[[str], str] = lab_behaviour, time_scale: float = 0.01) -> Stack:
+    """The simulator, intake and the dialer on ``dsn``: ``routing`` (YAML text) and ``config`` (a template like
+    :data:`CONFIG`, with ``{dsn}`` and ``{port}``) are written to ``directory``. Stop it with :func:`stop_stack`."""
+    sim = PbxSimulator(users={"callswitch": "secret"}, time_scale=time_scale, default_behaviour=behaviour)
+    await sim.start()
+    (directory / "routing.yaml").write_text(routing)
+    (directory / "callswitch.yaml").write_text(textwrap.dedent(config.format(dsn=dsn, port=sim.port)))
+    loaded = load_config(directory / "callswitch.yaml", env={})
+    db = Database(loaded.database)
+    await db.connect()
+    rules = RulesHolder(loaded.routing_file or "")
+    assert rules.reload(), rules.last_error
+    work = WorkSignal(db)
+    dialer = Dialer(loaded, db, rules, work=work, node="test-node")
+    await dialer.start()
+    assert await dialer.clients[0].wait_connected(5)
+    http = TestClient(TestServer(create_app(loaded, db, rules=rules, work=work)))
+    await http.start_server()
+    return Stack(sim, http, dialer, dsn)
+
+
+async def stop_stack(st: Stack) -> None:
+    await st.http.close()
+    await st.dialer.stop(deadline=5)
+    await st.sim.stop()
+    await st.dialer.db.close()
+
+
 @pytest.fixture
 async def stack(clean_db: str, tmp_path: Path) -> AsyncIterator[StackFactory]:
-    made: list[tuple[Stack, Database]] = []
+    made: list[Stack] = []
 
     async def make(members: str = '"+13125550100"', strategy: str = "sequential",
-                   behaviour: Callable[[str], str] = lab_behaviour, dsn: str | None = None) -> Stack:
-        sim = PbxSimulator(users={"callswitch": "secret"}, time_scale=0.01, default_behaviour=behaviour)
-        await sim.start()
-        (tmp_path / "routing.yaml").write_text(ROUTING.replace("{members}", members).replace("{strategy}", strategy))
-        (tmp_path / "callswitch.yaml").write_text(textwrap.dedent(CONFIG.format(dsn=dsn or clean_db, port=sim.port)))
-        config = load_config(tmp_path / "callswitch.yaml", env={})
-        db = Database(config.database)
-        await db.connect()
-        rules = RulesHolder(config.routing_file or "")
-        assert rules.reload(), rules.last_error
-        work = WorkSignal(db)
-        dialer = Dialer(config, db, rules, work=work, node="test-node")
-        await dialer.start()
-        assert await dialer.clients[0].wait_connected(5)
-        http = TestClient(TestServer(create_app(config, db, rules=rules, work=work)))
-        await http.start_server()
-        st = Stack(sim, http, dialer, dsn or clean_db)
-        made.append((st, db))
+                   behaviour: Callable[[str], str] = lab_behaviour, dsn: str | None = None,
+                   mode: str = "agent_first", overflow: bool = True, retries: int = 1) -> Stack:
+        routing = ROUTING.replace("{members}", members).replace("{strategy}", strategy).replace("{mode}", mode)
+        if not overflow:
+            routing = routing.replace("    overflow: central\n", "")
+        config = CONFIG.replace("customer_retries: 1", f"customer_retries: {retries}")
+        st = await start_stack(dsn or clean_db, tmp_path, routing, behaviour=behaviour, config=config)
+        made.append(st)
         return st
 
     yield make
-    for st, db in made:
-        await st.http.close()
-        await st.dialer.stop(deadline=5)
-        await st.sim.stop()
-        await db.close()
+    for st in made:
+        await stop_stack(st)

@@ -87,6 +87,7 @@ async def test_simultaneous_ring_first_acceptor_wins(stack: StackFactory) -> Non
 
 async def test_visitor_cancels_while_the_agent_is_ringing(stack: StackFactory) -> None:
     st = await stack(members='"+13125550120"')  # rings without answering
+    st.sim.time_scale = 0.5  # rings for seconds, not milliseconds: the cancel arrives while it rings
     rid = await st.post("+17735550200")
     async with asyncio.timeout(10):
         while not st.sim.originates:
