@@ -48,11 +48,20 @@ class Queue:
         self.node = node
         self.lease_seconds = lease_seconds
 
+    # A lease and the start of an attempt are committed without waiting for the WAL flush
+    # (synchronous_commit off): nothing is dialled before reserve_leg's own, synchronous commit, which
+    # flushes the WAL up to and including them. A crash before that loses at most a lease or an attempt
+    # under which nothing was dialled. This keeps one WAL flush, not three, between a request and its
+    # Originate.
     async def claim_due(self, conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-        return list(await conn.fetch(Q.claim_due, self.node, limit, self.lease_seconds))
+        async with conn.transaction():
+            await conn.execute(Q.async_commit)
+            return list(await conn.fetch(Q.claim_due, self.node, limit, self.lease_seconds))
 
     async def claim_orphaned(self, conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-        return list(await conn.fetch(Q.claim_orphaned, self.node, limit, self.lease_seconds))
+        async with conn.transaction():
+            await conn.execute(Q.async_commit)
+            return list(await conn.fetch(Q.claim_orphaned, self.node, limit, self.lease_seconds))
 
     async def renew(self, conn: asyncpg.Connection, request_ids: list[uuid.UUID]) -> None:
         """Extend the leases (and live-channel reservations) of the requests this node is working."""
@@ -70,15 +79,17 @@ class Queue:
 
     async def start_attempt(
         self, conn: asyncpg.Connection, request_id: uuid.UUID, rule: str | None, destination: str | None,
-        previous_state: str,
+        previous_state: str, state: str = states.DIALING_AGENT,
     ) -> int | None:
-        """Record a new attempt (before anything is dialled); None if the request is no longer ours."""
+        """Record a new attempt (before anything is dialled) and move the request to ``state``, the first
+        step of the attempt (``dialing_customer`` in customer-first mode); None if it is no longer ours."""
         async with conn.transaction():
-            attempt = await conn.fetchval(Q.start_attempt, request_id, self.node, rule, destination)
+            await conn.execute(Q.async_commit)
+            attempt = await conn.fetchval(Q.start_attempt, request_id, self.node, rule, destination, state)
             if attempt is None:
                 return None
             await conn.execute(
-                Q.insert_event, request_id, "dialing", previous_state, states.DIALING_AGENT, "dialer",
+                Q.insert_event, request_id, "dialing", previous_state, state, "dialer",
                 {"attempt": attempt, "destination": destination, "rule": rule},
             )
         return int(attempt)

@@ -60,6 +60,7 @@ from callswitch.dialer.flow import (
     UpdateLeg,
 )
 from callswitch.dialer.interpret import Fact, Interpreter, LegEnded
+from callswitch.dialer.legwriter import LegInsert, LegWriter
 from callswitch.dialer.queue import LegReservation, Limits, Queue
 from callswitch.logs import get_logger
 from callswitch.metrics import Metrics
@@ -121,6 +122,7 @@ class Dialer:
         self.limits = Limits(max_global=config.dialing.max_concurrent_calls,
                              max_destination=config.dialing.max_calls_per_destination)
         self.interpreter = Interpreter()
+        self.legs = LegWriter(db)  # call_legs inserts/updates of all attempts, in batches
         self.clients = list(clients) if clients is not None else [self._make_client(s) for s in config.ami_servers]
         self._attempts: dict[tuple[str, int], _Attempt] = {}
         self._working: set[uuid.UUID] = set()  # requests whose lease this node keeps renewing
@@ -143,6 +145,7 @@ class Dialer:
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
+        self.legs.start()
         for client in self.clients:
             await client.start()
         loop = asyncio.get_running_loop()
@@ -160,6 +163,7 @@ class Dialer:
                 task.cancel()
         for task in self._loops:
             task.cancel()
+        await self.legs.stop()
         with contextlib.suppress(Exception):
             async with self.db.acquire() as conn:
                 released = await self.queue.release_node(conn)
@@ -328,7 +332,10 @@ class Dialer:
                 return
             orders = await self._member_orders(conn, plan.chain)
             destination = plan.destination.name if plan.destination else None
-            attempt = await self.queue.start_attempt(conn, request_id, plan.rule, destination, row["state"])
+            first_state = (states.DIALING_CUSTOMER if plan.chain and plan.chain[0].mode == "customer_first"
+                           else states.DIALING_AGENT)
+            attempt = await self.queue.start_attempt(conn, request_id, plan.rule, destination, row["state"],
+                                                     first_state)
             if attempt is None:
                 return
             await self._notify_status(conn, request_id)
@@ -349,7 +356,7 @@ class Dialer:
             log.error("attempt_impossible", callback_id=str(request_id), error=str(exc))
             await self._finish(request_id, attempt, AttemptResult("failed", False, str(exc), False, None))
             return
-        active = _Attempt(request_id, attempt, flow, client, now, row=row, state=states.DIALING_AGENT)
+        active = _Attempt(request_id, attempt, flow, client, now, row=row, state=first_state)
         self._attempts[(str(request_id), attempt)] = active
         try:
             await self._run(active)
@@ -505,26 +512,17 @@ class Dialer:
                         role=active.roles.get(leg_id, "agent"), agent_leg_id=leg_id, at=now, disposition=disposition)
 
     async def _insert_leg(self, active: _Attempt, cmd: RecordLeg) -> None:
-        async with self.db.acquire() as conn:
-            await conn.execute(
-                Q.insert_leg, cmd.leg_id, active.request_id, cmd.attempt, cmd.role, cmd.destination, cmd.member,
-                cmd.number_dialled, cmd.trunk, active.client.server.name, cmd.channel, cmd.uniqueid, cmd.linkedid,
-                cmd.originated_at,
-            )
+        self.legs.insert(LegInsert(
+            cmd.leg_id, active.request_id, cmd.attempt, cmd.role, cmd.destination, cmd.member, cmd.number_dialled,
+            cmd.trunk, active.client.server.name, cmd.channel, cmd.uniqueid, cmd.linkedid, cmd.originated_at,
+        ))
         if cmd.channel:
             active.channels[cmd.leg_id] = cmd.channel
 
     async def _update_leg(self, active: _Attempt, cmd: UpdateLeg) -> None:
         if cmd.channel:
             active.channels[cmd.leg_id] = cmd.channel
-        async with self.db.acquire() as conn:
-            await conn.execute(
-                Q.update_leg, cmd.leg_id, cmd.channel, cmd.uniqueid, cmd.linkedid, cmd.ringing_at, cmd.answered_at,
-                cmd.accepted_at, cmd.ended_at, cmd.disposition, cmd.hangup_cause, cmd.hangup_cause_text,
-                cmd.sip_status, cmd.billable_seconds,
-            )
-            if cmd.ended_at is not None:
-                await self.queue.free_leg(conn, cmd.leg_id)
+        self.legs.update(cmd.leg_id, cmd.changes(), ended=cmd.ended_at is not None)
         if cmd.disposition is not None:
             self.metrics.leg_ended(active.roles.get(cmd.leg_id, "agent"), cmd.disposition, cmd.hangup_cause)
 
@@ -549,6 +547,8 @@ class Dialer:
                 await active.client.action("Hangup", {"Channel": channel, "Cause": "16"}, timeout=5)
 
     async def _set_state(self, active: _Attempt, cmd: SetState) -> None:
+        if cmd.state == active.state:
+            return  # start_attempt already moved the request there (and wrote the event)
         async with self.db.acquire() as conn:
             ok = await self.queue.set_state(conn, active.request_id, cmd.state, cmd.event, previous=active.state,
                                             detail=_jsonable(cmd.detail),
@@ -572,6 +572,7 @@ class Dialer:
         self.metrics.attempt_outcomes.labels(outcome=result.outcome).inc()
         log.info("attempt_finished", callback_id=str(request_id), attempt=attempt, outcome=result.outcome,
                  retry=result.retry, detail=result.detail)
+        await self.legs.flush()  # the attempt's legs are recorded before its outcome
         async with self.db.acquire() as conn:
             await self.queue.finish_attempt(conn, request_id, attempt, result.outcome, result.detail)
             await conn.execute(Q.free_attempt_legs, request_id, attempt)

@@ -386,9 +386,12 @@ class Outcome:
 
 async def run_request(
     db_dsn: str, tmp_path: Path, agent: str | list[str], visitor: str, *, ring_timeout: int = 20,
-    customer_timeout: int = 30, mode: str = "agent_first",
+    customer_timeout: int = 30, mode: str = "agent_first", hang_up_connected_after: float | None = None,
 ) -> Outcome:
-    """One request through the whole dialer (one attempt, no retry) until it is finished."""
+    """One request through the whole dialer (one attempt, no retry) until it is finished.
+
+    ``hang_up_connected_after``: once the request is connected, hang the visitor's channel up after that
+    many seconds (for visitors of the lab who would stay on the line for two minutes)."""
     s = server()
     members = ", ".join(f'"{a}"' for a in ([agent] if isinstance(agent, str) else agent))
     (tmp_path / "routing.yaml").write_text(textwrap.dedent(f"""\
@@ -421,9 +424,18 @@ async def run_request(
                    request_fingerprint) VALUES (gen_random_uuid(), 'shop', 'Test', $1, $1, 'US', 'x') RETURNING id""",
             visitor)
         dialer.wake()
+        hung_up = False
         async with asyncio.timeout(150):
             while await conn.fetchval("SELECT finished_at FROM callback_requests WHERE id = $1", rid) is None:
                 await asyncio.sleep(0.5)
+                if hang_up_connected_after is None or hung_up:
+                    continue
+                if await conn.fetchval("SELECT state FROM callback_requests WHERE id = $1", rid) == "connected":
+                    await asyncio.sleep(hang_up_connected_after)
+                    channel = await conn.fetchval("SELECT channel FROM call_legs WHERE request_id = $1 "
+                                                  "AND leg = 'customer'", rid)
+                    await dialer.clients[0].action("Hangup", {"Channel": channel, "Cause": "16"})
+                    hung_up = True
         row = await conn.fetchrow("SELECT state, outcome FROM callback_requests WHERE id = $1", rid)
         legs = await conn.fetch("SELECT leg, disposition FROM call_legs WHERE request_id = $1 ORDER BY id", rid)
         attempts = await conn.fetch("SELECT outcome, outcome_detail FROM call_attempts WHERE request_id = $1", rid)
@@ -486,7 +498,7 @@ async def test_dialer_outcome(clean_db: str, tmp_path: Path, agent: str, visitor
 
 @pytest.mark.usefixtures("short_announcement")
 @pytest.mark.parametrize(("agents", "visitor", "state", "outcome", "legs"), [
-    pytest.param([AGENT_DECLINES, AGENT_ACCEPTS], VISITOR_ANSWERS, "completed", "connected",
+    pytest.param([AGENT_DECLINES, AGENT_ACCEPTS], VISITOR_STAYS, "completed", "connected",
                  [("customer", "answered"), ("agent", "declined"), ("agent", "accepted")], id="decline-then-accept"),
     pytest.param([AGENT_DECLINES], VISITOR_STAYS, "failed", "no_agent",
                  [("customer", "answered"), ("agent", "declined")], id="nobody-accepts-visitor-released"),
@@ -499,9 +511,11 @@ async def test_customer_first_through_the_shipped_dialplan(
 ) -> None:
     """customer_first: the visitor is called, waits in the ConfBridge, the agents are rung by the daemon; an
     accepting agent joins; when nobody accepts the daemon's ConfbridgeKick lets the visitor go (else the
-    request would only finish after CS_HOLD_TIMEOUT, far beyond this test's limit)."""
+    request would only finish after CS_HOLD_TIMEOUT, far beyond this test's limit). The connected visitor
+    is one who stays (the lab's 020X hangs up 5 s after answering: before any agent could accept); the
+    test hangs them up 3 s after the connection, and the agent is then released by end_marked_any."""
     result = await run_request(clean_db, tmp_path, agents, visitor, ring_timeout=8, customer_timeout=8,
-                               mode="customer_first")
+                               mode="customer_first", hang_up_connected_after=3)
     assert (result.state, result.outcome) == (state, outcome), result.attempts
     assert result.legs == legs, result.attempts
     if CARRIER_CDR and outcome == "connected":

@@ -46,11 +46,15 @@ WHERE id = $1 AND lease_owner = $2
 UPDATE callback_requests SET lease_owner = NULL, lease_expires_at = NULL
 WHERE lease_owner = $1 AND state IN ('queued', 'scheduled')
 
+-- name: async_commit
+-- This transaction's commit does not wait for the WAL flush (see Queue.claim_due).
+SET LOCAL synchronous_commit = off
+
 -- name: start_attempt
--- Called in a transaction with the request row locked by its lease.
+-- Called in a transaction with the request row locked by its lease. $5: the attempt's first state.
 WITH r AS (
     UPDATE callback_requests
-    SET attempts = attempts + 1, state = 'dialing_agent', state_changed_at = now()
+    SET attempts = attempts + 1, state = $5, state_changed_at = now()
     WHERE id = $1 AND lease_owner = $2 AND finished_at IS NULL
     RETURNING id, attempts, state
 )
@@ -86,24 +90,6 @@ GROUP BY a.attempt, a.node, a.started_at
 
 -- name: live_channel_count
 SELECT count(*) FROM dialer_channels WHERE expires_at > now()
-
--- name: insert_leg
--- A leg the dialplan created (the visitor's), recorded when first seen.
-INSERT INTO call_legs (leg_id, request_id, attempt, leg, destination, member, number_dialled, trunk,
-                       asterisk_server, channel, uniqueid, linkedid, originated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-ON CONFLICT (leg_id) DO NOTHING
-
--- name: update_leg
--- NULL arguments leave the column as it is.
-UPDATE call_legs SET
-    channel = COALESCE($2, channel), uniqueid = COALESCE($3, uniqueid), linkedid = COALESCE($4, linkedid),
-    ringing_at = COALESCE($5, ringing_at), answered_at = COALESCE($6, answered_at),
-    accepted_at = COALESCE($7, accepted_at), ended_at = COALESCE($8, ended_at),
-    disposition = COALESCE($9, disposition), hangup_cause = COALESCE($10, hangup_cause),
-    hangup_cause_text = COALESCE($11, hangup_cause_text), sip_status = COALESCE($12, sip_status),
-    billable_seconds = COALESCE($13, billable_seconds)
-WHERE leg_id = $1
 
 -- name: free_attempt_legs
 DELETE FROM dialer_channels WHERE request_id = $1 AND attempt = $2
@@ -146,3 +132,32 @@ SELECT member, max(originated_at) AS last_rung, max(ended_at) AS last_ended
 FROM call_legs
 WHERE destination = $1 AND leg = 'agent' AND member = ANY($2::text[])
 GROUP BY member
+
+-- name: insert_legs
+-- LegWriter: several visitor legs (created by the dialplan) in one statement; arrays of equal length.
+INSERT INTO call_legs (leg_id, request_id, attempt, leg, destination, member, number_dialled, trunk,
+                       asterisk_server, channel, uniqueid, linkedid, originated_at)
+SELECT * FROM unnest($1::text[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[])
+ON CONFLICT (leg_id) DO NOTHING
+
+-- name: update_legs
+-- LegWriter: the changed columns of several legs in one statement; NULL leaves a column as it is.
+UPDATE call_legs AS l SET
+    channel = COALESCE(u.channel, l.channel), uniqueid = COALESCE(u.uniqueid, l.uniqueid),
+    linkedid = COALESCE(u.linkedid, l.linkedid), ringing_at = COALESCE(u.ringing_at, l.ringing_at),
+    answered_at = COALESCE(u.answered_at, l.answered_at), accepted_at = COALESCE(u.accepted_at, l.accepted_at),
+    ended_at = COALESCE(u.ended_at, l.ended_at), disposition = COALESCE(u.disposition, l.disposition),
+    hangup_cause = COALESCE(u.hangup_cause, l.hangup_cause),
+    hangup_cause_text = COALESCE(u.hangup_cause_text, l.hangup_cause_text),
+    sip_status = COALESCE(u.sip_status, l.sip_status),
+    billable_seconds = COALESCE(u.billable_seconds, l.billable_seconds)
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+            $7::timestamptz[], $8::timestamptz[], $9::text[], $10::int[], $11::text[], $12::int[], $13::int[])
+     AS u(leg_id, channel, uniqueid, linkedid, ringing_at, answered_at, accepted_at, ended_at, disposition,
+          hangup_cause, hangup_cause_text, sip_status, billable_seconds)
+WHERE l.leg_id = u.leg_id
+
+-- name: free_legs
+-- LegWriter: capacity of legs that ended.
+DELETE FROM dialer_channels WHERE leg_id = ANY($1::text[])
