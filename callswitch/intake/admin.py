@@ -47,7 +47,7 @@ def _record(row: Any) -> dict[str, Any]:
     return out
 
 
-def _param_time(request: web.Request, name: str, errors: list[FieldError]) -> datetime | None:
+def param_time(request: web.Request, name: str, errors: list[FieldError]) -> datetime | None:
     raw = request.query.get(name)
     if not raw:
         return None
@@ -73,8 +73,8 @@ async def list_callbacks(request: web.Request) -> web.Response:
     state = request.query.get("state") or None
     if state and state not in states.ALL_STATES:
         errors.append(FieldError("state", f"one of {', '.join(states.ALL_STATES)}"))
-    since = _param_time(request, "since", errors)
-    until = _param_time(request, "until", errors)
+    since = param_time(request, "since", errors)
+    until = param_time(request, "until", errors)
     try:
         limit = int(request.query.get("limit", "100"))
         if not 1 <= limit <= MAX_LIMIT:
@@ -97,7 +97,7 @@ async def list_callbacks(request: web.Request) -> web.Response:
         (Q.admin_list_requests, (request.query.get("site") or None, state, since, until,
                                  request.query.get("phone") or None, cursor_time, cursor_id, limit)),
     )
-    items = [_record(r) for r in rows]
+    items = [record(r) for r in rows]
     next_cursor = None
     if len(rows) == limit:
         last = rows[-1]
@@ -116,9 +116,9 @@ async def get_callback_admin(request: web.Request) -> web.Response:
     )
     if not req:
         raise ApiError(404, "not_found", "no such callback request")
-    out = _record(req[0])
-    out["events"] = [_record(e) for e in events]
-    out["legs"] = [_record(leg) for leg in legs]
+    out = record(req[0])
+    out["events"] = [record(e) for e in events]
+    out["legs"] = [record(leg) for leg in legs]
     return json_response(out)
 
 

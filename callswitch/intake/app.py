@@ -18,6 +18,7 @@ from callswitch.intake.http import cors_middleware, error_middleware, json_respo
 from callswitch.intake.store import BatchWriter
 from callswitch.metrics import Metrics
 from callswitch.ops.health import Components, setup_health
+from callswitch.reports import web as reports_web
 from callswitch.routing.reload import RulesHolder
 from callswitch.web import setup_web
 
@@ -69,6 +70,7 @@ def create_app(
     app.router.add_get("/v1/admin/callbacks/{id}", admin.get_callback_admin)
     app.router.add_get("/v1/admin/deliveries", admin.list_notification_deliveries)
     app.router.add_post("/v1/admin/deliveries/{id}/retry", admin.retry_notification_delivery)
+    reports_web.add_routes(app)
     app.router.add_get("/v1/openapi.json", _openapi)
     app.router.add_get("/healthz", _healthz)
     # CORS preflights are answered by the middleware; these routes only make them resolvable.

@@ -1,11 +1,13 @@
 """The HTML report: one self-contained page (inline CSS and SVG, no JavaScript, no external request).
 
 ``render_html(conn, since, until, site)`` is what ``callswitch report html`` writes and what the
-daemon can serve under an admin path.
+daemon can serve under an admin path. The charts are drawn by matplotlib (:mod:`callswitch.reports.charts`)
+in a worker thread, so a report being drawn does not hold up the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
@@ -14,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from callswitch import __version__
-from callswitch.reports import svg
+from callswitch.reports import charts
 from callswitch.reports.data import REPORTS, ReportQuery, Row, fetch_report, fetch_summary
 from callswitch.reports.formatting import cell
 
@@ -29,7 +31,8 @@ padding-bottom:4px}.meta{color:#6b7785;font-size:13px}
 padding:10px 14px;min-width:150px}.tile .v{font-size:22px;font-weight:600}.tile .k{font-size:12px;color:#6b7785}
 table{border-collapse:collapse;font-size:12px;margin:8px 0 16px}th,td{padding:3px 8px;border-bottom:1px solid #eef1f4;
 text-align:left;white-space:nowrap}td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f5f7f9}
-.scroll{overflow-x:auto}.charts{display:flex;flex-wrap:wrap;gap:16px}svg{max-width:100%;height:auto}
+.scroll{overflow-x:auto}figure{margin:12px 0}figcaption{font-weight:600;font-size:14px;margin-bottom:4px}
+svg{display:block;max-width:100%;height:auto}details{margin:4px 0 16px;font-size:13px}summary{cursor:pointer}
 """
 
 
@@ -59,8 +62,9 @@ def html_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str
         body.append("<tr>" + "".join(tds) + "</tr>")
     if not rows:
         body.append(f'<tr><td colspan="{len(columns)}">no data</td></tr>')
-    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-            "</div>")
+    # tabindex: a table wider than the page scrolls, and keyboard users must be able to scroll it too
+    return (f'<div class="scroll" tabindex="0"><table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
 def _period(since: datetime | None, until: datetime | None) -> str:
@@ -84,7 +88,7 @@ async def render_html(
     q = ReportQuery(since, until, site, destination, default_tz, dict(site_zones or {}))
     summary = await fetch_summary(conn, q)
     data: dict[str, list[Row]] = {name: await fetch_report(conn, name, q) for name in REPORTS}
-    return _document(title, q, summary, data)
+    return await asyncio.to_thread(_document, title, q, summary, data)
 
 
 def _document(title: str, q: ReportQuery, summary: Row, data: Mapping[str, list[Row]]) -> str:
@@ -96,7 +100,7 @@ def _document(title: str, q: ReportQuery, summary: Row, data: Mapping[str, list[
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">{escape(_period(q.since, q.until))}; {escape(", ".join(filters))}; '
         f"generated {escape(generated)} by callswitch {escape(__version__)}</p>",
@@ -114,50 +118,108 @@ def _document(title: str, q: ReportQuery, summary: Row, data: Mapping[str, list[
               for k, v in tiles]
     parts.append("</div>")
 
-    # funnel
-    funnel = data["funnel"]
     parts.append("<h2>Funnel</h2>")
-    parts.append(svg.funnel_chart([(r["step"].replace("_", " "), r["reached"], r["share_of_requests"])
-                                   for r in funnel], title="Funnel: requests reaching each step"))
-    parts.append(html_table(funnel, REPORTS["funnel"][1]))
+    parts.append(_funnel_chart(data["funnel"]))
+    parts.append(html_table(data["funnel"], REPORTS["funnel"][1]))
 
-    # pages
-    pages = data["pages"][:TOP_PAGES]
-    parts.append("<h2>Top pages</h2><div class=\"charts\">")
-    parts.append(svg.bar_chart([(r["page"], float(r["requests"]), f"{r['requests']} requests") for r in pages],
-                               title="Top pages by requests"))
-    parts.append(svg.bar_chart([(r["page"], r["connect_rate"], _pct(r["connect_rate"])) for r in pages],
-                               title="Connect rate of the top pages", max_value=1.0, color=svg.BAR_ALT))
-    parts.append("</div>")
+    parts.append("<h2>Top pages</h2>")
+    parts.append(_pages_chart(data["pages"][:TOP_PAGES]))
     parts.append(html_table(data["pages"], REPORTS["pages"][1]))
 
-    # stores
-    dests = data["destinations"]
-    parts.append("<h2>Stores and teams</h2><div class=\"charts\">")
-    parts.append(svg.bar_chart([(r["destination"], r["answer_rate"], _pct(r["answer_rate"])) for r in dests],
-                               title="Answer rate per store", max_value=1.0, color=svg.BAR_ALT))
-    parts.append(svg.bar_chart(
-        [(r["destination"], r["median_time_to_answer_s"],
-          f"median {_secs(r['median_time_to_answer_s'])}, p90 {_secs(r['p90_time_to_answer_s'])}") for r in dests],
-        title="Time to answer per store (median)"))
-    parts.append("</div>")
-    parts.append(html_table(dests, REPORTS["destinations"][1]))
+    parts.append("<h2>Stores and teams</h2>")
+    parts.append(_stores_chart(data["destinations"]))
+    parts.append(html_table(data["destinations"], REPORTS["destinations"][1]))
     parts.append("<h3>Members</h3>")
     parts.append(html_table(data["members"], REPORTS["members"][1]))
 
-    # heat map
-    grid = {(int(r["weekday"]), int(r["hour"])): int(r["requests"]) for r in data["heatmap"]}
-    connected = {(int(r["weekday"]), int(r["hour"])): int(r["connected"]) for r in data["heatmap"]}
-    zone_note = "each site's local time" if q.site_zones else q.default_tz
     parts.append("<h2>When requests arrive</h2>")
-    parts.append(svg.heatmap_chart(
-        grid, title=f"Requests by weekday and hour ({zone_note})",
-        note=lambda d, h, n: f"{svg.WEEKDAYS[d - 1]} {h:02d}:00-{h:02d}:59: {n} requests, "
-                             f"{connected.get((d, h), 0)} connected"))
+    zone_note = "each site's local time" if q.site_zones else q.default_tz
+    parts.append(_heatmap_chart(data["heatmap"], zone_note))
 
     # the rest as tables
     for name, heading in (("campaigns", "Campaigns"), ("sites", "Sites"), ("trunks", "Trunks")):
         parts.append(f"<h2>{heading}</h2>")
         parts.append(html_table(data[name], REPORTS[name][1]))
-    parts.append("</body></html>\n")
+    parts.append("</main></body></html>\n")
     return "\n".join(parts)
+
+
+def _figure(key: str, caption: str, svg: str, summary: str) -> str:
+    """A chart as a <figure>: the caption is its title, ``summary`` its text alternative (the figures in words)."""
+    svg = svg.replace("<svg ", f'<svg role="img" aria-label="{escape(summary)}" ', 1)
+    svg = svg.replace(">", f"><title>{escape(caption)}</title>", 1)
+    return (f'<figure id="chart-{key}" aria-labelledby="chart-{key}-caption">'
+            f'<figcaption id="chart-{key}-caption">{escape(caption)}</figcaption>{svg}</figure>')
+
+
+def _short(text: str, limit: int = 48) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _page_label(page: str) -> str:
+    for scheme in ("https://", "http://"):
+        if page.startswith(scheme):
+            page = page[len(scheme):]
+    return _short(page)
+
+
+def _funnel_chart(funnel: Sequence[Row]) -> str:
+    if not any(r["reached"] for r in funnel):
+        funnel = []  # no requests: "no data" rather than bars of zero
+    labels = [str(r["step"]).replace("_", " ") for r in funnel]
+    texts = [f"{r['reached']} ({_pct(r['share_of_requests'])})" for r in funnel]
+    svg = charts.bar_chart("funnel", labels, [charts.Panel("", "requests", [
+        charts.Series("requests", [float(r["reached"]) for r in funnel], texts)])])
+    summary = "; ".join(f"{label}: {text}" for label, text in zip(labels, texts, strict=True)) or "no data"
+    return _figure("funnel", "Funnel: requests reaching each step", svg, summary)
+
+
+def _pages_chart(pages: Sequence[Row]) -> str:
+    labels = [_page_label(str(r["page"])) for r in pages]
+    svg = charts.bar_chart("pages", labels, [
+        charts.Panel("Requests", "requests", [charts.Series(
+            "requests", [float(r["requests"]) for r in pages], [str(r["requests"]) for r in pages])]),
+        charts.Panel("Connect rate", "connected / requests", [charts.Series(
+            "connect rate", [r["connect_rate"] for r in pages], [_pct(r["connect_rate"]) for r in pages],
+            charts.GREEN)], percent=True),
+    ])
+    summary = "; ".join(f"{r['page']}: {r['requests']} requests, {_pct(r['connect_rate'])} connected"
+                        for r in pages) or "no data"
+    return _figure("pages", "Top pages by requests, and their connect rate", svg, summary)
+
+
+def _stores_chart(dests: Sequence[Row]) -> str:
+    labels = [_short(str(r["destination"]), 32) for r in dests]
+    median = [r["median_time_to_answer_s"] for r in dests]
+    p90 = [r["p90_time_to_answer_s"] for r in dests]
+    svg = charts.bar_chart("stores", labels, [
+        charts.Panel("Answer rate", "answered / (answered + missed)", [charts.Series(
+            "answer rate", [r["answer_rate"] for r in dests], [_pct(r["answer_rate"]) for r in dests],
+            charts.GREEN)], percent=True),
+        charts.Panel("Time to answer", "seconds from the first ring to pick-up", [
+            charts.Series("median", median, [_secs(v) for v in median]),
+            charts.Series("90th percentile", p90, [_secs(v) for v in p90], charts.LIGHT_BLUE)]),
+    ])
+    summary = "; ".join(f"{r['destination']}: answer rate {_pct(r['answer_rate'])}, time to answer median "
+                        f"{_secs(r['median_time_to_answer_s'])}, 90th percentile {_secs(r['p90_time_to_answer_s'])}"
+                        for r in dests) or "no data"
+    return _figure("stores", "Answer rate and time to answer per store", svg, summary)
+
+
+def _heatmap_chart(cells: Sequence[Row], zone_note: str) -> str:
+    grid = {(int(r["weekday"]), int(r["hour"])): int(r["requests"]) for r in cells}
+    svg = charts.heatmap("heatmap", grid, xlabel=f"hour of day ({zone_note})")
+    busy = sorted((r for r in cells if r["requests"]), key=lambda r: (-r["requests"], r["weekday"], r["hour"]))
+    summary = ("busiest hours: " + "; ".join(f"{_slot(r)}: {r['requests']} requests" for r in busy[:5])
+               if busy else "no data")
+    caption = f"Requests by weekday and hour ({zone_note})"
+    rows = [{"weekday": charts.WEEKDAYS[int(r["weekday"]) - 1], "hour": f"{int(r['hour']):02d}:00-"
+             f"{int(r['hour']):02d}:59", "requests": r["requests"], "connected": r["connected"]}
+            for r in cells if r["requests"]]
+    table = (f"<details><summary>The heat map as a table ({len(rows)} hours with requests)</summary>"
+             f"{html_table(rows, ('weekday', 'hour', 'requests', 'connected'))}</details>")
+    return _figure("heatmap", caption, svg, summary) + table
+
+
+def _slot(r: Row) -> str:
+    return f"{charts.WEEKDAYS[int(r['weekday']) - 1]} {int(r['hour']):02d}:00"

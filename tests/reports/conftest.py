@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from tests.intake.conftest import make_client  # noqa: F401  (the HTTP client fixture, for the admin report routes)
 from tests.reports.history import load_history
 
 
