@@ -35,7 +35,7 @@ def require_admin(request: web.Request) -> None:
         raise ApiError(403, "invalid_admin_token", "invalid admin token")
 
 
-def _record(row: Any) -> dict[str, Any]:
+def record(row: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in dict(row).items():
         if isinstance(value, datetime):
