@@ -549,6 +549,9 @@ class Dialer:
     async def _set_state(self, active: _Attempt, cmd: SetState) -> None:
         if cmd.state == active.state:
             return  # start_attempt already moved the request there (and wrote the event)
+        # the legs first: a state on record (e.g. connected) always has the leg facts behind it, which is
+        # what a node taking over after a crash settles the attempt from
+        await self.legs.flush()
         async with self.db.acquire() as conn:
             ok = await self.queue.set_state(conn, active.request_id, cmd.state, cmd.event, previous=active.state,
                                             detail=_jsonable(cmd.detail),
@@ -626,7 +629,8 @@ class Dialer:
 
         Nothing is dialled for it while any channel of its unfinished attempts is still up on some
         Asterisk server (the call goes on without us; we keep the lease and look again). A visitor
-        channel seen then, or an answered visitor leg on record, means the call was connected.
+        channel seen then, the request's recorded state ``connected``, or legs on record showing an
+        acceptance and an answered visitor, mean the call was connected (and it is not dialled again).
         """
         request_id: uuid.UUID = row["id"]
         self._working.add(request_id)
@@ -647,11 +651,14 @@ class Dialer:
                 await asyncio.sleep(self.policy.poll_interval)
             if self._stopping:
                 return
-            connected = saw_customer
+            last_attempt = max((a["attempt"] for a in attempts), default=None)
+            recorded_connected = row["state"] == states.CONNECTED  # written only once the two were bridged
+            connected = saw_customer or recorded_connected
             async with self.db.acquire() as conn:
                 for a in attempts:
                     await conn.execute(Q.close_open_legs, request_id, a["attempt"])
-                    was = saw_customer or bool(await conn.fetchval(Q.attempt_was_connected, request_id, a["attempt"]))
+                    was = (saw_customer or (recorded_connected and a["attempt"] == last_attempt)
+                           or bool(await conn.fetchval(Q.attempt_was_connected, request_id, a["attempt"])))
                     connected = connected or was
                     await self.queue.finish_attempt(conn, request_id, a["attempt"], "connected" if was else "unknown",
                                                     "settled after the dialer node stopped mid-call")

@@ -100,8 +100,11 @@ UPDATE call_legs SET ended_at = COALESCE(ended_at, now()), disposition = COALESC
 WHERE request_id = $1 AND attempt = $2 AND ended_at IS NULL
 
 -- name: attempt_was_connected
+-- The visitor answered and an agent accepted (in either order: agent-first or customer-first).
 SELECT EXISTS (
     SELECT 1 FROM call_legs WHERE request_id = $1 AND attempt = $2 AND leg = 'customer' AND answered_at IS NOT NULL
+) AND EXISTS (
+    SELECT 1 FROM call_legs WHERE request_id = $1 AND attempt = $2 AND leg = 'agent' AND accepted_at IS NOT NULL
 )
 
 -- name: notify_status
