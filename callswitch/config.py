@@ -77,6 +77,11 @@ class HttpConfig:
     trusted_proxies: tuple[str, ...] = ()
     retry_after_seconds: int = 5
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # who may read /metrics without the admin token
+    # Slow and oversized clients (see callswitch/ops/httpserver.py):
+    header_timeout: float = 10.0  # a request head must arrive within this (also closes idle keep-alive connections)
+    body_timeout: float = 15.0  # the whole body must arrive within this once the head is in (408 otherwise)
+    max_header_bytes: int = 8190  # longest request line and longest header line (400 beyond)
+    max_headers: int = 64  # most header lines in one request (400 beyond)
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,8 @@ class PhonePolicy:
     blocked_prefixes: tuple[str, ...] = DEFAULT_BLOCKED_PREFIXES
     blocked_number_types: tuple[str, ...] = DEFAULT_BLOCKED_TYPES
     own_numbers: tuple[str, ...] = ()  # the company's own numbers, never dialled back
+    # Requests one number may make in any 24 hours, counted over every site and daemon (None: no cap).
+    max_per_day: int | None = 5
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,7 @@ class SiteConfig:
     time_zone: str = "UTC"
     phone: PhonePolicy = PhonePolicy()
     max_preferred_days: int = 14
+    max_requests_per_day: int | None = None  # requests this site stores in any 24 hours (None: no cap)
 
 
 @dataclass(frozen=True)
@@ -307,14 +315,17 @@ def _parse(issues: Issues, path: Path) -> Config | None:
             rp = Path(rf)
             routing_file = str(rp if rp.is_absolute() else (path.parent / rp))
 
-    intake = collect(lambda: top["intake"].mapping({"phone", "rate_limits", "max_preferred_days"}, required=False))
+    intake = collect(lambda: top["intake"].mapping(
+        {"phone", "rate_limits", "max_preferred_days", "max_requests_per_day"}, required=False))
     base_phone = PhonePolicy()
     rate_limits = RateLimits()
     max_days = 14
+    site_day_cap: int | None = None
     if intake is not None:
         base_phone = collect(lambda: _parse_phone(intake["phone"], PhonePolicy())) or base_phone
         rate_limits = collect(lambda: _parse_rate_limits(intake["rate_limits"])) or rate_limits
         max_days = collect(lambda: intake["max_preferred_days"].int(14, min=1, max=365)) or max_days
+        site_day_cap = collect(lambda: _parse_cap(intake["max_requests_per_day"], None, MAX_SITE_DAY_CAP))
 
     sites: dict[str, SiteConfig] = {}
     sites_node = collect(lambda: top["sites"].mapping(required=True))
@@ -322,7 +333,9 @@ def _parse(issues: Issues, path: Path) -> Config | None:
         if not sites_node.value:
             sites_node.fail("at least one site is required")
         for site_id, node in sites_node.items():
-            site = collect(lambda n=node, i=site_id: _parse_site(i, n, base_phone, max_days))  # type: ignore[misc]
+            site = collect(
+                lambda n=node, i=site_id: _parse_site(i, n, base_phone, max_days, site_day_cap)  # type: ignore[misc]
+            )
             if site is not None:
                 sites[site_id] = site
         seen: dict[str, str] = {}
@@ -361,7 +374,11 @@ def _parse_listen(node: Node) -> tuple[str, int]:
 
 
 def _parse_http(n: Node) -> HttpConfig:
-    n.mapping({"listen", "public_url", "max_body_bytes", "trusted_proxies", "retry_after_seconds", "metrics_allow"})
+    n.mapping({
+        "listen", "public_url", "max_body_bytes", "trusted_proxies", "retry_after_seconds", "metrics_allow",
+        "header_timeout", "body_timeout", "max_header_bytes", "max_headers",
+    })
+    d = HttpConfig()
     listen = collect(lambda: _parse_listen(n["listen"])) or ("127.0.0.1", 8080)
     public_url = collect(
         lambda: n["public_url"].convert(_check_url, "a URL", f"http://{listen[0]}:{listen[1]}")
@@ -370,6 +387,10 @@ def _parse_http(n: Node) -> HttpConfig:
     proxies = _networks(n["trusted_proxies"], ())
     metrics_allow = _networks(n["metrics_allow"], HttpConfig.metrics_allow)
     retry_after = collect(lambda: n["retry_after_seconds"].int(5, min=1, max=3600))
+    header_timeout = collect(lambda: _bounded_duration(n["header_timeout"], d.header_timeout, 1.0, 300.0))
+    body_timeout = collect(lambda: _bounded_duration(n["body_timeout"], d.body_timeout, 1.0, 600.0))
+    max_header_bytes = collect(lambda: n["max_header_bytes"].int(d.max_header_bytes, min=1024, max=65536))
+    max_headers = collect(lambda: n["max_headers"].int(d.max_headers, min=16, max=256))
     return HttpConfig(
         host=listen[0],
         port=listen[1],
@@ -378,7 +399,33 @@ def _parse_http(n: Node) -> HttpConfig:
         trusted_proxies=tuple(proxies),
         retry_after_seconds=retry_after or 5,
         metrics_allow=tuple(metrics_allow),
+        header_timeout=header_timeout or d.header_timeout,
+        body_timeout=body_timeout or d.body_timeout,
+        max_header_bytes=max_header_bytes or d.max_header_bytes,
+        max_headers=max_headers or d.max_headers,
     )
+
+
+def _bounded_duration(node: Node, default: float, lo: float, hi: float) -> float:
+    value: float = node.convert(parse_duration, "a duration", default)
+    if value < lo or value > hi:
+        raise node.fail(f"must be between {lo:g}s and {hi:g}s")
+    return value
+
+
+MAX_PHONE_DAY_CAP = 1000
+MAX_SITE_DAY_CAP = 10_000_000
+
+
+def _parse_cap(node: Node, default: int | None, maximum: int) -> int | None:
+    """A count per 24 hours: a positive integer, or ``off`` for no cap."""
+    if not node.present:
+        return default
+    value = node.value
+    if value is None or value is False or (isinstance(value, str) and value.strip().lower() in ("off", "none")):
+        return None
+    result: int = node.int(min=1, max=maximum)
+    return result
 
 
 def _networks(node: Node, default: tuple[str, ...]) -> list[str]:
@@ -509,7 +556,8 @@ def _parse_rate_limits(n: Node) -> RateLimits:
 
 def _parse_phone(n: Node, base: PhonePolicy) -> PhonePolicy:
     m = n.mapping(
-        {"default_region", "allowed_countries", "blocked_prefixes", "blocked_number_types", "own_numbers"},
+        {"default_region", "allowed_countries", "blocked_prefixes", "blocked_number_types", "own_numbers",
+         "max_per_day"},
         required=False,
     )
 
@@ -536,17 +584,21 @@ def _parse_phone(n: Node, base: PhonePolicy) -> PhonePolicy:
         blocked_prefixes=items("blocked_prefixes", _check_prefix, base.blocked_prefixes),
         blocked_number_types=items("blocked_number_types", number_type, base.blocked_number_types),
         own_numbers=items("own_numbers", _check_e164, base.own_numbers),
+        # (an invalid value is recorded as a problem: the configuration is refused, whatever is returned here)
+        max_per_day=collect(lambda: _parse_cap(m["max_per_day"], base.max_per_day, MAX_PHONE_DAY_CAP)),
     )
 
 
 _SITE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
-def _parse_site(site_id: str, n: Node, base_phone: PhonePolicy, max_days: int) -> SiteConfig:
+def _parse_site(
+    site_id: str, n: Node, base_phone: PhonePolicy, max_days: int, day_cap: int | None = None
+) -> SiteConfig:
     n.mapping(
         {
             "name", "site_key", "api_key", "allowed_origins", "thank_you_url", "require_consent",
-            "time_zone", "phone", "max_preferred_days",
+            "time_zone", "phone", "max_preferred_days", "max_requests_per_day",
         }
     )
     if not _SITE_ID_RE.match(site_id):
@@ -575,4 +627,5 @@ def _parse_site(site_id: str, n: Node, base_phone: PhonePolicy, max_days: int) -
         time_zone=collect(lambda: n["time_zone"].convert(_check_zone, "a time zone", "UTC")) or "UTC",
         phone=phone,
         max_preferred_days=collect(lambda: n["max_preferred_days"].int(max_days, min=1, max=365)) or max_days,
+        max_requests_per_day=collect(lambda: _parse_cap(n["max_requests_per_day"], day_cap, MAX_SITE_DAY_CAP)),
     )

@@ -33,6 +33,7 @@ from callswitch.intake.app import create_app
 from callswitch.logs import get_logger
 from callswitch.metrics import Metrics
 from callswitch.notify.notifier import Notifier
+from callswitch.ops import httpserver
 from callswitch.ops.health import Components
 from callswitch.ops.sdnotify import SystemdNotifier
 from callswitch.routing.reload import RulesHolder, watch_file
@@ -72,10 +73,9 @@ class Service:
         self._tasks.append(loop.create_task(self.work.run()))
         app = create_app(self.config, self.db, self.metrics, rules=self.rules, work=self.work, demo=self.demo,
                          components=self.components)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.runner = httpserver.make_runner(app, self.config.http)  # header/body limits, slow-client deadlines
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.config.http.host, self.config.http.port, backlog=512)
-        await site.start()
+        await httpserver.start_site(self.runner, self.config.http, backlog=512)
         log.info("http_listening", host=self.config.http.host, port=self.config.http.port,
                  public_url=self.config.http.public_url)
         self.systemd.start_watchdog()

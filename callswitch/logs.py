@@ -69,6 +69,13 @@ def scrub(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Mut
     return event_dict
 
 
+class MaskingFormatter(logging.Formatter):
+    """The libraries' records (message and traceback) with phone numbers masked, like our own."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _mask_text(super().format(record))
+
+
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Set up structlog (and the stdlib loggers of our libraries) once at start-up."""
     stream = stream or sys.stderr
@@ -78,9 +85,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        scrub,
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
+        scrub,  # after the traceback is rendered: a number inside an exception message is masked too
     ]
     if use_json:
         processors.append(structlog.processors.JSONRenderer())
@@ -94,7 +101,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     )
     # Libraries (aiohttp, asyncpg, panoramisk) log through the standard library.
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(MaskingFormatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.WARNING))

@@ -14,7 +14,7 @@ from callswitch import callback as states
 from callswitch.config import Config
 from callswitch.db.queries import QUERIES as Q
 from callswitch.intake import keys
-from callswitch.intake.api import parse_request_id
+from callswitch.intake.api import parse_request_id, secret_bytes
 from callswitch.intake.http import ApiError, json_response
 from callswitch.intake.validation import FieldError
 from callswitch.notify import admin as notify_admin
@@ -31,7 +31,7 @@ def require_admin(request: web.Request) -> None:
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "admin_token_required", "send Authorization: Bearer <admin token>",
                        headers={"WWW-Authenticate": 'Bearer realm="callswitch-admin"'})
-    if not hmac.compare_digest(token.strip().encode(), config.admin_token.encode()):
+    if not hmac.compare_digest(secret_bytes(token.strip()), config.admin_token.encode()):
         raise ApiError(403, "invalid_admin_token", "invalid admin token")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import html
 import ipaddress
@@ -69,11 +70,21 @@ def _db_unavailable(config: Config) -> ApiError:
     )
 
 
+def secret_bytes(text: str) -> bytes:
+    """A header value as bytes for ``hmac.compare_digest``.
+
+    aiohttp decodes header bytes that are not UTF-8 as surrogate escapes; encoding them back
+    the same way (instead of strictly, which raised and answered 500) compares the raw bytes.
+    """
+    return text.encode("utf-8", "surrogateescape")
+
+
 def _find_site_by_api_key(config: Config, token: str) -> SiteConfig | None:
     found = None
+    given = secret_bytes(token)
     for site in config.sites.values():
         # compare against every site, in constant time, so timing reveals nothing
-        if site.api_key and hmac.compare_digest(site.api_key.encode(), token.encode()):
+        if site.api_key and hmac.compare_digest(site.api_key.encode(), given):
             found = site
     return found
 
@@ -109,10 +120,26 @@ def authenticate_site(request: web.Request, config: Config, body: dict[str, Any]
 
 
 async def read_body(request: web.Request, config: Config) -> tuple[dict[str, Any], bool]:
-    """Decode the body; returns (body, is_form)."""
+    """Decode the body; returns (body, is_form).
+
+    The whole body must arrive within ``http.body_timeout`` (408 otherwise), so that a client
+    trickling its body cannot hold a handler for ever.
+    """
     max_bytes = config.http.max_body_bytes
     if request.content_length is not None and request.content_length > max_bytes:
         raise ApiError(413, "body_too_large", f"request body too large (at most {max_bytes} bytes)")
+    timeout = config.http.body_timeout
+    try:
+        async with asyncio.timeout(timeout):
+            return await _decode_body(request)
+    except TimeoutError:
+        raise ApiError(
+            408, "body_timeout", f"the request body did not arrive within {timeout:g} seconds",
+            [FieldError("body", "sent too slowly")], headers={"Connection": "close"},
+        ) from None
+
+
+async def _decode_body(request: web.Request) -> tuple[dict[str, Any], bool]:
     ctype = request.content_type
     if ctype == "application/json":
         raw = await request.read()
@@ -228,6 +255,18 @@ async def create_callback(request: web.Request) -> web.StreamResponse:
             raise ApiError(
                 429, "rate_limited", "too many requests for this phone number",
                 [FieldError("phone", "too many requests for this number; try again later")],
+                headers=_retry_after(exc.retry_after),
+            ) from None
+        except store.PhoneDailyCapReached as exc:
+            raise ApiError(
+                429, "phone_daily_limit", "this phone number has asked for too many calls today",
+                [FieldError("phone", f"at most {site.phone.max_per_day} requests per number in 24 hours; "
+                                     "try again later")],
+                headers=_retry_after(exc.retry_after),
+            ) from None
+        except store.SiteDailyCapReached as exc:  # counted by the rejection metric; no log line per request
+            raise ApiError(
+                429, "site_daily_limit", "this site takes no more callback requests today; try again later",
                 headers=_retry_after(exc.retry_after),
             ) from None
         except store.IdempotencyConflict:

@@ -2,10 +2,11 @@
 
 The request row and its first audit event are
 committed together by the SQL function ``callswitch_store_request`` (migrations 0002,
-0003, 0005), called for a batch of concurrent requests at once by :class:`BatchWriter`. Dialers are woken after the
-commit (:mod:`callswitch.db.wakeup`). Per phone number, requests are serialised
-with a transaction-level advisory lock so that duplicates and the per-phone limit are
-decided exactly even when two daemons receive the same request at once.
+0003, 0005, 0015), called for a batch of concurrent requests at once by :class:`BatchWriter`. Dialers are woken
+after the commit (:mod:`callswitch.db.wakeup`). Per phone number, requests are serialised
+with a transaction-level advisory lock so that duplicates, the per-phone limit and the
+per-phone daily cap are decided exactly even when two daemons receive the same request at
+once; a site with a daily cap has its requests serialised by a per-site lock as well.
 """
 
 from __future__ import annotations
@@ -46,10 +47,24 @@ class IdempotencyConflict(Exception):
     """The Idempotency-Key was used before for a different request."""
 
 
-class PhoneRateLimited(Exception):
+class LimitReached(Exception):
+    """A limit counted in Postgres refused the request; it may be tried again after ``retry_after`` seconds."""
+
     def __init__(self, retry_after: float):
         super().__init__(f"retry after {retry_after:.0f}s")
         self.retry_after = retry_after
+
+
+class PhoneRateLimited(LimitReached):
+    """``intake.rate_limits.per_phone``: too many requests for the number in the configured window."""
+
+
+class PhoneDailyCapReached(LimitReached):
+    """``intake.phone.max_per_day``: the number made that many requests in the last 24 hours (any site)."""
+
+
+class SiteDailyCapReached(LimitReached):
+    """``max_requests_per_day``: the site stored that many requests in the last 24 hours."""
 
 
 class BatchWriter:
@@ -158,6 +173,8 @@ async def store_callback(
         "route_chain": list(decision.chain),
         "outcome": "rejected" if rejected else None,
         "outcome_detail": decision.reject_message,
+        "phone_day_limit": site.phone.max_per_day,
+        "site_day_limit": site.max_requests_per_day,
     }
     try:
         row = await writer.store(item)
@@ -171,6 +188,10 @@ async def store_callback(
     outcome = row["outcome"]
     if outcome == "phone_limited":
         raise PhoneRateLimited(float(row["retry_after_s"]))
+    if outcome == "phone_day_limited":
+        raise PhoneDailyCapReached(float(row["retry_after_s"]))
+    if outcome == "site_day_limited":
+        raise SiteDailyCapReached(float(row["retry_after_s"]))
     if outcome == "idempotency_conflict":
         raise IdempotencyConflict()
     return Stored(

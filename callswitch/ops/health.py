@@ -125,7 +125,8 @@ def _metrics_allowed(request: web.Request) -> bool:
     config = request.app[keys.CONFIG]
     token = config.admin_token
     auth = request.headers.get("Authorization", "")
-    if token and auth.lower().startswith("bearer ") and hmac.compare_digest(auth[7:].strip().encode(), token.encode()):
+    given = auth[7:].strip().encode("utf-8", "surrogateescape")  # non-UTF-8 bytes: refused, not a 500
+    if token and auth.lower().startswith("bearer ") and hmac.compare_digest(given, token.encode()):
         return True
     try:
         peer = ipaddress.ip_address(request.remote or "")

@@ -157,3 +157,47 @@ dialing:
     assert any("ami[1].name: two servers are named 'pbx'" in e for e in errs), errs
     assert any("dialing.retry_backoff[0]: not a duration" in e for e in errs), errs
     assert any("dialing.customer_retries: must be at least 0" in e for e in errs), errs
+
+
+def test_http_limits_and_daily_caps_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, BASE), env={"AMI_SECRET": "s"})
+    http = config.http
+    assert (http.header_timeout, http.body_timeout, http.max_header_bytes, http.max_headers) == (10.0, 15.0, 8190, 64)
+    assert config.sites["shop"].phone.max_per_day == 5
+    assert config.sites["shop"].max_requests_per_day is None
+
+
+def test_http_limits_and_daily_caps_are_read(tmp_path: Path) -> None:
+    text = BASE.replace("http:\n", "http:\n  header_timeout: 5s\n  body_timeout: 1m\n  max_header_bytes: 4096\n"
+                                   "  max_headers: 32\n")
+    text = text.replace("sites:\n", "intake:\n  max_requests_per_day: 2000\n  phone: {max_per_day: 3}\nsites:\n")
+    text += "  other:\n    site_key: pk_other_12345\n    max_requests_per_day: off\n    phone: {max_per_day: off}\n"
+    config = load_config(write(tmp_path, text), env={"AMI_SECRET": "s"})
+    assert (config.http.header_timeout, config.http.body_timeout) == (5.0, 60.0)
+    assert (config.http.max_header_bytes, config.http.max_headers) == (4096, 32)
+    shop, other = config.sites["shop"], config.sites["other"]
+    assert (shop.phone.max_per_day, shop.max_requests_per_day) == (3, 2000)  # the intake defaults
+    assert (other.phone.max_per_day, other.max_requests_per_day) == (None, None)  # switched off for one site
+
+
+@pytest.mark.parametrize(
+    ("replace", "expected"),
+    [
+        (("http:\n", "http:\n  header_timeout: 0.5s\n"), ":2:19: http.header_timeout: must be between 1s and 300s"),
+        (("http:\n", "http:\n  body_timeout: soon\n"),
+         ":2:17: http.body_timeout: not a duration: expected a duration like 30s, 15m, 2h"),
+        (("http:\n", "http:\n  max_header_bytes: 100\n"), ":2:21: http.max_header_bytes: must be at least 1024"),
+        (("http:\n", "http:\n  max_headers: 1000\n"), ":2:16: http.max_headers: must be at most 256"),
+        (("sites:\n", "intake:\n  phone: {max_per_day: 0}\nsites:\n"),
+         ":8:24: intake.phone.max_per_day: must be at least 1"),
+        (("sites:\n", "intake:\n  max_requests_per_day: lots\nsites:\n"),
+         ":8:25: intake.max_requests_per_day: expected an integer, got string 'lots'"),
+        (("    allowed_origins:\n", "    max_requests_per_day: -1\n    allowed_origins:\n"),
+         ":10:27: sites.shop.max_requests_per_day: must be at least 1"),
+    ],
+)
+def test_http_limits_and_daily_caps_errors_are_located(
+    tmp_path: Path, replace: tuple[str, str], expected: str
+) -> None:
+    path = write(tmp_path, BASE.replace(*replace))
+    assert errors_of(path) == [f"{path}{expected}"]

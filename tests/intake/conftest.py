@@ -66,12 +66,24 @@ async def make_client(clean_db: str, tmp_path: Path) -> AsyncIterator[ClientFact
         dsn: str | None = None,
         routing: str | None = None,
         work: bool = False,
+        phone_per_day: str | None = None,
+        site_per_day: str | None = None,
+        trusted_proxies: str | None = None,
     ) -> TestClient:
+        """``phone_per_day``: intake.phone.max_per_day; ``site_per_day``: intake.max_requests_per_day;
+        ``trusted_proxies``: http.trusted_proxies (YAML list). None leaves the key out (its default)."""
         path = tmp_path / f"callswitch-{len(clients)}.yaml"
-        path.write_text(
+        text = (
             textwrap.dedent(CONFIG).replace("{per_ip}", per_ip).replace("{per_phone}", per_phone)
             .replace("{per_site}", per_site)
         )
+        if phone_per_day is not None:
+            text = text.replace("intake:\n", f"intake:\n  phone: {{max_per_day: {phone_per_day}}}\n")
+        if site_per_day is not None:
+            text = text.replace("intake:\n", f"intake:\n  max_requests_per_day: {site_per_day}\n")
+        if trusted_proxies is not None:
+            text = text.replace("http:\n", f"http:\n  trusted_proxies: {trusted_proxies}\n")
+        path.write_text(text)
         config = load_config(path, env={"TEST_DSN": dsn or clean_db})
         holder = None
         if routing is not None:

@@ -136,6 +136,14 @@ async def test_metrics_refused_to_other_addresses_without_the_token(clean_db: st
         assert status == 403 and body["error"] == "forbidden"
         status, _ = await r.get("/metrics", headers={"Authorization": "Bearer admin-token-0123456789"})
         assert status == 200
+        # a token that is not UTF-8 is refused, not a server error
+        host, port = r.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     b"Authorization: Bearer \xff\xfeadmin-token-0123456789\r\n\r\n")
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+        assert status_line.startswith(b"HTTP/1.1 403"), status_line
     finally:
         r.stop.set()
         await asyncio.wait_for(r.task, 30)
