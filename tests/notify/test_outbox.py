@@ -141,6 +141,18 @@ async def test_events_without_subscribers_are_marked_done(db: Database, conn: as
     assert await conn.fetchval("SELECT count(*) FROM event_outbox") == 0
 
 
+async def test_without_any_subscription_a_batch_is_done_in_one_statement(db: Database,
+                                                                           conn: asyncpg.Connection) -> None:
+    rids = [await create_request(conn, site="shop") for _ in range(5)]
+    n = Notifier(db, NotificationsConfig(), node="t")
+    assert not n.subscribed
+    assert await n.fan_out() == 5
+    rows = await conn.fetch("SELECT fanned_out_at, payload FROM event_outbox WHERE request_id = ANY($1::uuid[])", rids)
+    assert len(rows) == 5 and all(r["fanned_out_at"] is not None and r["payload"] is None for r in rows)
+    assert await conn.fetchval("SELECT count(*) FROM notification_deliveries") == 0
+    assert await n.fan_out() == 0  # nothing left
+
+
 async def test_every_table_and_column_is_commented(conn: asyncpg.Connection) -> None:
     missing = await conn.fetch(
         """

@@ -15,6 +15,10 @@ UPDATE event_outbox SET available_at = now() + make_interval(secs => $2) WHERE i
 -- name: outbox_mark_fanned_out
 UPDATE event_outbox SET fanned_out_at = now(), payload = $2 WHERE id = $1
 
+-- name: outbox_mark_all_fanned_out
+-- Events nobody subscribes to (no webhook, no lead e-mail configured): done, no payload.
+UPDATE event_outbox SET fanned_out_at = now() WHERE id = ANY($1::bigint[])
+
 -- name: outbox_request
 SELECT r.id, r.site, r.state, r.outcome, r.outcome_detail, r.created_at, r.finished_at, r.due_at,
        r.visitor_name, r.phone_e164, r.phone_given, r.phone_country, r.language, r.consent,
