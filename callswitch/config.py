@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,25 @@ class AmiConfig:
 
 
 @dataclass(frozen=True)
+class TtsConfig:
+    """Per-request announcements rendered by a text-to-speech engine on the PBX host (``dialing.tts``).
+
+    ``commands`` run in order without a shell; in each argument ``{text}`` is the announcement,
+    ``{work}`` a scratch directory and ``{out}`` the file to produce (an 8 kHz mono 16-bit WAV that
+    Asterisk plays). The file lands in ``sounds_dir`` as ``<request id>.wav`` and is played as
+    ``<sound_prefix>/<request id>``."""
+
+    sounds_dir: str
+    sound_prefix: str = "callswitch-tts"
+    text: str = "Web callback from {name}. {topic} Page {page}."
+    commands: tuple[tuple[str, ...], ...] = (
+        ("espeak-ng", "-v", "en-us", "-s", "155", "-w", "{work}/speech.wav", "{text}"),
+        ("sox", "{work}/speech.wav", "-r", "8000", "-c", "1", "-b", "16", "{out}"),
+    )
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
 class DialingConfig:
     node: str = ""  # this daemon's name in leases; default host-pid
     max_concurrent_calls: int | None = 20  # all daemons together
@@ -119,6 +139,7 @@ class DialingConfig:
     say_digits: int = 4  # trailing digits of the visitor's number read to the agent (0: all)
     confirm_timeout: int = 6  # seconds the agent has to press a key after the beep
     max_repeats: int = 2  # how often the agent may press 3 to hear the announcement again
+    tts: TtsConfig | None = None  # per-request announcements (None: prompts and digits only)
 
 
 @dataclass(frozen=True)
@@ -494,7 +515,7 @@ def _parse_dialing(n: Node) -> DialingConfig:
     n.mapping({
         "node", "max_concurrent_calls", "max_calls_per_destination", "lease", "poll_interval", "customer_retries",
         "retry_backoff", "max_age", "customer_timeout", "busy_wait", "drain_timeout", "say_digits",
-        "confirm_timeout", "max_repeats",
+        "confirm_timeout", "max_repeats", "tts",
     })
     d = DialingConfig()
     backoff: list[float] = []
@@ -530,7 +551,40 @@ def _parse_dialing(n: Node) -> DialingConfig:
         confirm_timeout=_int_or(collect(lambda: n["confirm_timeout"].int(d.confirm_timeout, min=2, max=60)),
                                 d.confirm_timeout),
         max_repeats=_int_or(collect(lambda: n["max_repeats"].int(d.max_repeats, min=0, max=10)), d.max_repeats),
+        tts=collect(lambda: _parse_tts(n["tts"])) if n["tts"].present and n["tts"].value is not None else None,
     )
+
+
+_TTS_FIELDS = frozenset({"name", "topic", "page", "site"})
+
+
+def _parse_tts(n: Node) -> TtsConfig:
+    n.mapping({"sounds_dir", "sound_prefix", "text", "commands", "timeout"})
+    d = TtsConfig(sounds_dir="")
+    sounds_dir = n["sounds_dir"].str()
+    if not sounds_dir.startswith("/"):
+        n["sounds_dir"].fail("an absolute path (a folder under Asterisk's sounds directory)")
+    prefix = collect(lambda: n["sound_prefix"].str(d.sound_prefix)) or d.sound_prefix
+    if not all(c.isalnum() or c in "-_/" for c in prefix):
+        n["sound_prefix"].fail("letters, digits, '-', '_' and '/' only (a path under the sounds directory)")
+    text = collect(lambda: n["text"].str(d.text)) or d.text
+    try:
+        names = {f[1] for f in string.Formatter().parse(text) if f[1] is not None}
+    except ValueError:
+        names = {"?"}
+    if not names <= _TTS_FIELDS:
+        n["text"].fail(f"placeholders must be among {{{'}, {'.join(sorted(_TTS_FIELDS))}}}")
+    commands: list[tuple[str, ...]] = []
+    for item in n["commands"].sequence(required=False):
+        args = [a.str() for a in item.sequence()]
+        if not args:
+            item.fail("a command: a list of program and arguments")
+        commands.append(tuple(args))
+    if commands and not any("{out}" in a for a in commands[-1]):
+        n["commands"].fail("the last command must write {out}")
+    timeout = collect(lambda: n["timeout"].convert(parse_duration, "a duration", d.timeout)) or d.timeout
+    return TtsConfig(sounds_dir=sounds_dir, sound_prefix=prefix.strip("/"), text=text,
+                     commands=tuple(commands) or d.commands, timeout=timeout)
 
 
 def _int_or(value: int | None, default: int) -> int:

@@ -47,6 +47,7 @@ from callswitch.dialer.ami_client import (
     AmiNotConnected,
     AmiServer,
 )
+from callswitch.dialer.announce import Announcer
 from callswitch.dialer.flow import (
     AttemptFlow,
     AttemptResult,
@@ -123,6 +124,8 @@ class Dialer:
                              max_destination=config.dialing.max_calls_per_destination)
         self.interpreter = Interpreter()
         self.legs = LegWriter(db)  # call_legs inserts/updates of all attempts, in batches
+        tts = config.dialing.tts
+        self.announcer = Announcer(tts) if tts is not None else None  # per-request announcements
         self.clients = list(clients) if clients is not None else [self._make_client(s) for s in config.ami_servers]
         self._attempts: dict[tuple[str, int], _Attempt] = {}
         self._working: set[uuid.UUID] = set()  # requests whose lease this node keeps renewing
@@ -344,18 +347,25 @@ class Dialer:
             await self._finish(request_id, attempt, AttemptResult("failed", True, "no Asterisk connected",
                                                                   False, None))
             return
+        variables = self._dialplan_settings()
+        if self.announcer is not None:
+            # rendered while the agent's phone rings; a file that is missing when played is skipped
+            variables["__CS_ANNOUNCE_FILE"] = self.announcer.sound_name(str(request_id))
         try:
             flow = AttemptFlow(
                 str(request_id), attempt, plan, row["phone_e164"], now=now,
                 make_leg_id=lambda: f"cs-{request_id.hex[:20]}-{attempt}-{next(self._leg_seq)}",
                 customer_timeout_s=self.policy.customer_timeout,
-                variables=self._dialplan_settings(),
+                variables=variables,
                 member_order=lambda dest: orders.get(dest.name, dest.members),
             )
         except ValueError as exc:  # e.g. no trunk to reach the visitor: a routing file problem
             log.error("attempt_impossible", callback_id=str(request_id), error=str(exc))
             await self._finish(request_id, attempt, AttemptResult("failed", False, str(exc), False, None))
             return
+        rendering = None
+        if self.announcer is not None:
+            rendering = asyncio.get_running_loop().create_task(self.announcer.render(str(request_id), row))
         active = _Attempt(request_id, attempt, flow, client, now, row=row, state=first_state)
         self._attempts[(str(request_id), attempt)] = active
         try:
@@ -363,6 +373,9 @@ class Dialer:
         finally:
             self._attempts.pop((str(request_id), attempt), None)
             self.interpreter.forget(str(request_id), attempt)
+            if rendering is not None and self.announcer is not None:
+                rendering.cancel()  # if still running: it cannot leave its file behind after this
+                self.announcer.remove(str(request_id))
 
     async def _member_orders(
         self, conn: asyncpg.Connection, chain: Sequence[Destination]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import os
+import shutil
 import textwrap
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -387,6 +388,7 @@ class Outcome:
 async def run_request(
     db_dsn: str, tmp_path: Path, agent: str | list[str], visitor: str, *, ring_timeout: int = 20,
     customer_timeout: int = 30, mode: str = "agent_first", hang_up_connected_after: float | None = None,
+    tts_dir: str | None = None,
 ) -> Outcome:
     """One request through the whole dialer (one attempt, no retry) until it is finished.
 
@@ -408,6 +410,9 @@ async def run_request(
         sites: {{shop: {{site_key: pk_shop_123456}}}}
         dialing: {{customer_retries: 0, customer_timeout: {customer_timeout}, say_digits: {SAY_DIGITS or 0}}}
         """))
+    if tts_dir:
+        (tmp_path / "callswitch.yaml").write_text((tmp_path / "callswitch.yaml").read_text().replace(
+            f"say_digits: {SAY_DIGITS or 0}}}", f"say_digits: {SAY_DIGITS or 0}, tts: {{sounds_dir: {tts_dir}, text: '{{name}}'}}}}"))
     config = load_config(tmp_path / "callswitch.yaml", env={})
     db = Database(config.database)
     await db.connect()
@@ -523,3 +528,27 @@ async def test_customer_first_through_the_shipped_dialplan(
         row = carrier_cdr_row(visitor, result.started)
         assert row is not None and row["disposition"] == "ANSWERED", row
         assert row["src"].lstrip("+") == STORE_CALLER_ID.lstrip("+"), row  # the Originate's CallerID
+
+
+TTS_DIR = os.environ.get("CALLSWITCH_TEST_TTS_DIR")  # <Asterisk's sounds dir>/callswitch-tts, writable by the test
+ASTERISK_LOG = os.environ.get("CALLSWITCH_TEST_ASTERISK_LOG")  # e.g. <lab>/asterisk/var/log/asterisk/full.log
+
+
+@pytest.mark.skipif(not TTS_DIR or not shutil.which("espeak-ng") or not shutil.which("sox"),
+                    reason="needs CALLSWITCH_TEST_TTS_DIR and espeak-ng + sox on the PBX host")
+@pytest.mark.usefixtures("short_announcement")
+async def test_per_request_announcement_is_rendered_and_played(clean_db: str, tmp_path: Path) -> None:
+    """dialing.tts with the default commands (espeak-ng, sox): the agent hears the rendered file. The text is
+    just the visitor's name: the lab's agents press 1 at a fixed time after answering, and a key pressed while
+    the announcement still plays is (rightly) not taken."""
+    log_size = os.path.getsize(ASTERISK_LOG) if ASTERISK_LOG else 0
+    result = await run_request(clean_db, tmp_path, AGENT_ACCEPTS, VISITOR_ANSWERS, tts_dir=TTS_DIR)
+    assert (result.state, result.outcome) == ("completed", "connected"), result.attempts
+    assert TTS_DIR and not list(Path(TTS_DIR).glob("*.wav"))  # removed after the call
+    if ASTERISK_LOG:
+        with open(ASTERISK_LOG, errors="replace") as f:
+            f.seek(log_size)
+            text = f.read()
+        played = [line for line in text.splitlines() if "callswitch-tts/" in line]
+        assert any("Playing 'callswitch-tts/" in line for line in played), played[-5:]
+        assert not any("Unable to open" in line or "Playback failed" in line for line in played), played
