@@ -130,7 +130,7 @@ class DialingConfig:
     max_calls_per_destination: int | None = None
     lease_seconds: float = 30.0
     poll_interval: float = 5.0  # look for due work this often even without a notification
-    customer_retries: int = 2  # further attempts after the visitor was busy / did not answer
+    customer_retries: int = 2  # further attempts: visitor busy / no answer / unreachable, or no agent accepted
     retry_backoff: tuple[float, ...] = (300.0, 900.0)
     max_age: float = 86400.0  # a request not connected by then expires
     customer_timeout: int = 30  # seconds the visitor's phone rings

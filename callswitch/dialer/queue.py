@@ -104,7 +104,11 @@ class Queue:
         return str(result)
 
     async def free_leg(self, conn: asyncpg.Connection, leg_id: str) -> None:
-        await conn.execute(Q.free_leg, leg_id)
+        """Release an ended leg's capacity (without waiting for the WAL flush: a reservation lost in a
+        crash only lingers until its lease runs out)."""
+        async with conn.transaction():
+            await conn.execute(Q.async_commit)
+            await conn.execute(Q.free_leg, leg_id)
 
     async def set_state(
         self, conn: asyncpg.Connection, request_id: uuid.UUID, state: str, event: str, *,

@@ -535,7 +535,12 @@ class Dialer:
     async def _update_leg(self, active: _Attempt, cmd: UpdateLeg) -> None:
         if cmd.channel:
             active.channels[cmd.leg_id] = cmd.channel
-        self.legs.update(cmd.leg_id, cmd.changes(), ended=cmd.ended_at is not None)
+        self.legs.update(cmd.leg_id, cmd.changes())
+        if cmd.ended_at is not None:
+            # capacity at once, not with the next batch: the flow may ring the same member again right
+            # away (next round, failover to another trunk), and reserve_leg must not find it still busy
+            async with self.db.acquire() as conn:
+                await self.queue.free_leg(conn, cmd.leg_id)
         if cmd.disposition is not None:
             self.metrics.leg_ended(active.roles.get(cmd.leg_id, "agent"), cmd.disposition, cmd.hangup_cause)
 

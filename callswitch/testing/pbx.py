@@ -56,6 +56,9 @@ AGENT_BEHAVIOURS = ("accept", "decline", "noanswer", "busy", "congestion", "hang
                     "voicemail", "early_dtmf", "unallocated")
 CUSTOMER_BEHAVIOURS = ("hangs_up", "stays", "noanswer", "busy", "404")
 SIMULATED_CONTEXTS = frozenset({"callswitch-agent", "callswitch-customer-first"})
+# ast_cause2str() of the causes the daemon asks for in Action: Hangup
+CAUSE_TEXT = {16: "Normal Clearing", 17: "User busy", 19: "No answer", 21: "Call Rejected",
+              26: "Answered elsewhere"}
 TALK_S = 4.0  # customer-first: recorded seconds a bridged visitor and agent talk
 PROMPT_S = 2.0  # customer-first: connect prompt / goodbye prompt
 KNOWN_CONTEXTS = frozenset({
@@ -353,7 +356,8 @@ class PbxSimulator:
                 reply("Error", ("Message", "No such channel"))
             else:
                 reply("Success", ("Message", "Channel Hungup"))
-                self._hangup(target)
+                cause = (m.get_ci("Cause") or "16").strip()
+                self._hangup(target, int(cause) if cause.isdigit() else 16)
         elif lname == "command":
             cmd = (m.get_ci("Command") or "").strip()
             out = {"core show version": ["Asterisk 22.10.1 (callswitch simulator)"]}.get(cmd)
@@ -409,25 +413,27 @@ class PbxSimulator:
 
     _current_call: _Call | None = None
 
-    def _hangup(self, ch: _Channel) -> None:
+    def _hangup(self, ch: _Channel, cause: int = 16) -> None:
         call = ch.call
         if call is not None and call.task is not None and not call.task.done():
             call.hangup_requested.set()
             if not call.waits_for_hangup:
                 call.task.cancel()
-                self._force_hangup(call)
+                self._force_hangup(call, cause)
             return
-        self._force_hangup_channel(ch)
+        self._force_hangup_channel(ch, cause)
 
-    def _force_hangup(self, call: _Call) -> None:
+    def _force_hangup(self, call: _Call, cause: int = 16) -> None:
         for ch in [c for c in self.channels.values() if c.call is call]:
-            self._force_hangup_channel(ch)
+            self._force_hangup_channel(ch, cause)
 
-    def _force_hangup_channel(self, ch: _Channel) -> None:
+    def _force_hangup_channel(self, ch: _Channel, cause: int = 16) -> None:
+        """As Asterisk after ``Action: Hangup`` with ``Cause``: the channel's hangup cause is the one asked."""
         base = self._chan_fields(ch)
-        self._broadcast(_block(("Event", "SoftHangupRequest"), ("Privilege", "call,all"), *base, ("Cause", "16")))
-        self._broadcast(_block(("Event", "Hangup"), ("Privilege", "call,all"), *base, ("Cause", "16"),
-                               ("Cause-txt", "Normal Clearing")))
+        self._broadcast(_block(("Event", "SoftHangupRequest"), ("Privilege", "call,all"), *base,
+                               ("Cause", str(cause))))
+        self._broadcast(_block(("Event", "Hangup"), ("Privilege", "call,all"), *base, ("Cause", str(cause)),
+                               ("Cause-txt", CAUSE_TEXT.get(cause, "Unknown"))))
 
     # ------------------------------------------------------------------ originate
     def _originate(self, s: _Session, m: AmiMessage, reply: Callable[..., None]) -> None:

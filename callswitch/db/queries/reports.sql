@@ -21,7 +21,9 @@ SELECT * FROM cs_funnel_report($1, $2, $3, $4)
 
 -- name: report_heatmap
 -- $4 default time zone, $5 {"site": "Area/City", ...}
-SELECT * FROM cs_volume_heatmap($1, $2, $3, $4, $5::jsonb)
+-- $5 is JSON text: ::text::jsonb so that a connection with a jsonb codec (the daemon's pool) does not
+-- encode it a second time into one JSON string
+SELECT * FROM cs_volume_heatmap($1, $2, $3, $4, $5::text::jsonb)
 
 -- name: report_trunks
 SELECT * FROM cs_trunk_report($1, $2, $3)
