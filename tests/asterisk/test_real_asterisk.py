@@ -411,8 +411,9 @@ async def run_request(
         dialing: {{customer_retries: 0, customer_timeout: {customer_timeout}, say_digits: {SAY_DIGITS or 0}}}
         """))
     if tts_dir:
+        digits = f"say_digits: {SAY_DIGITS or 0}"
         (tmp_path / "callswitch.yaml").write_text((tmp_path / "callswitch.yaml").read_text().replace(
-            f"say_digits: {SAY_DIGITS or 0}}}", f"say_digits: {SAY_DIGITS or 0}, tts: {{sounds_dir: {tts_dir}, text: '{{name}}'}}}}"))
+            digits + "}", digits + f", tts: {{sounds_dir: {tts_dir}, text: '{{name}}'}}}}"))
     config = load_config(tmp_path / "callswitch.yaml", env={})
     db = Database(config.database)
     await db.connect()
