@@ -31,6 +31,7 @@ def is_unavailable(exc: BaseException) -> bool:
         | asyncpg.CannotConnectNowError
         | asyncpg.OperatorInterventionError  # 57P01 admin shutdown, ...
         | asyncpg.TooManyConnectionsError
+        | asyncpg.exceptions._base.InternalClientError  # protocol state lost with a broken connection
         | DatabaseUnavailable,
     )
 
@@ -110,6 +111,8 @@ class Database:
         try:
             yield conn
         except Exception as exc:  # the connection broke while in use: same error as failing to get one
+            if isinstance(exc, asyncpg.exceptions._base.InternalClientError):
+                conn.terminate()  # e.g. "cannot switch to state ...": never hand this connection out again
             if is_unavailable(exc) and not isinstance(exc, DatabaseUnavailable):
                 raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
             raise

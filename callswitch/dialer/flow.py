@@ -728,6 +728,8 @@ class AttemptFlow:
         disposition = leg.forced or fact.disposition
         if leg.leg_id == self._winner:
             disposition = "accepted"
+        elif disposition == "failed" and leg.answered_at is not None:
+            disposition = "answered"  # its end was lost (e.g. across an Asterisk restart), not its answer
         billable = 0
         if leg.answered_at is not None:
             billable = max(0, round((fact.at - leg.answered_at).total_seconds()))
@@ -815,7 +817,9 @@ class AttemptFlow:
             billable = 0
             if leg.answered_at is not None:
                 billable = max(0, round((fact.at - leg.answered_at).total_seconds()))
-            cmds += self._update(leg, fact, ended_at=fact.at, disposition=fact.disposition, hangup_cause=fact.cause,
+            # (an answered leg whose end was lost, e.g. across an Asterisk restart, stays answered)
+            disposition = "answered" if leg.answered_at is not None else fact.disposition
+            cmds += self._update(leg, fact, ended_at=fact.at, disposition=disposition, hangup_cause=fact.cause,
                                  hangup_cause_text=fact.cause_text, sip_status=fact.sip_status,
                                  billable_seconds=billable)
             if self._connected_at is not None or fact.answered:

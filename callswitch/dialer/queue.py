@@ -10,6 +10,7 @@ leg's row is written before the leg is dialled.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,16 +59,26 @@ class Queue:
             await conn.execute(Q.async_commit)
             return list(await conn.fetch(Q.claim_due, self.node, limit, self.lease_seconds))
 
-    async def claim_orphaned(self, conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    async def claim_orphaned(self, conn: asyncpg.Connection, limit: int,
+                             working: Collection[uuid.UUID] = ()) -> list[asyncpg.Record]:
+        """Requests left mid-call by a node whose lease lapsed, except ``working``: this node's own, still
+        being worked (its lease lapsed while Postgres was unreachable)."""
         async with conn.transaction():
             await conn.execute(Q.async_commit)
-            return list(await conn.fetch(Q.claim_orphaned, self.node, limit, self.lease_seconds))
+            return list(await conn.fetch(Q.claim_orphaned, self.node, limit, self.lease_seconds, list(working)))
 
-    async def renew(self, conn: asyncpg.Connection, request_ids: list[uuid.UUID]) -> None:
-        """Extend the leases (and live-channel reservations) of the requests this node is working."""
+    async def renew(self, conn: asyncpg.Connection, request_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Extend the leases (and live-channel reservations) of the requests this node is working; returns
+        those another node holds by now (their lease lapsed and they were taken over)."""
         async with conn.transaction():
-            await conn.execute(Q.renew_leases, self.node, self.lease_seconds, request_ids)
+            lost = await conn.fetch(Q.renew_leases, self.node, self.lease_seconds, request_ids)
             await conn.execute(Q.renew_channels, self.node, self.lease_seconds, request_ids)
+        return {r["id"] for r in lost}
+
+    async def close_abandoned_attempts(self, conn: asyncpg.Connection, after_s: float) -> int:
+        """Close attempts of requests finished more than ``after_s`` ago whose node died while their last
+        legs were ending; returns how many."""
+        return len(await conn.fetch(Q.close_abandoned_attempts, after_s))
 
     async def release(self, conn: asyncpg.Connection, request_id: uuid.UUID) -> None:
         await conn.execute(Q.release_lease, request_id, self.node)

@@ -72,6 +72,7 @@ log = get_logger("callswitch.dialer")
 STATUS_CHANNEL = "callswitch_status"
 # capacity refusals, as the flow should see them: the member is on another call, or no line is free
 REFUSAL_DISPOSITION = {"member_busy": "busy"}
+SWEEP_EVERY = 30.0  # seconds between looks for attempts a dead node left open after their request finished
 
 
 def utcnow() -> datetime:
@@ -129,6 +130,8 @@ class Dialer:
         self.clients = list(clients) if clients is not None else [self._make_client(s) for s in config.ami_servers]
         self._attempts: dict[tuple[str, int], _Attempt] = {}
         self._working: set[uuid.UUID] = set()  # requests whose lease this node keeps renewing
+        self._fenced: set[uuid.UUID] = set()  # working requests another node took over meanwhile
+        self._last_sweep = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
@@ -198,13 +201,21 @@ class Dialer:
             channels = await client.channels()
         except AmiError:
             return
-        live = {m.get("Uniqueid") for m in channels} | {m.get("Linkedid") for m in channels}
+        names = {m.get("Channel") for m in channels}
+        ids = {m.get("Uniqueid") for m in channels} | {m.get("Linkedid") for m in channels}
         now = self.clock()
         for active in list(self._attempts.values()):
             if active.client is not client:
                 continue
-            for leg_id in list(active.records):
-                if leg_id not in live:
+            for leg_id in list(active.roles):
+                channel = active.channels.get(leg_id)
+                if channel is not None:
+                    alive = channel in names
+                elif leg_id in active.records:  # originated by us: its Uniqueid is the leg id
+                    alive = leg_id in ids
+                else:
+                    continue  # a visitor leg never seen on a channel: its agent leg's end settles it
+                if not alive:
                     active.facts.put_nowait(self._synthetic_end(active, leg_id, "failed", now))
 
     # -- loops ----------------------------------------------------------------------------------------
@@ -241,8 +252,15 @@ class Dialer:
         if room <= 0:
             return
         async with self.db.acquire() as conn:
-            orphans = await self.queue.claim_orphaned(conn, room)
+            orphans = await self.queue.claim_orphaned(conn, room, self._working)
             due = await self.queue.claim_due(conn, max(0, room - len(orphans)))
+            loop_time = asyncio.get_running_loop().time()
+            if loop_time - self._last_sweep > SWEEP_EVERY:
+                self._last_sweep = loop_time
+                # long after any node could still be ending their legs (drain guard, leases)
+                closed = await self.queue.close_abandoned_attempts(conn, 2 * self.queue.lease_seconds + 60)
+                if closed:
+                    log.info("abandoned_attempts_closed", count=closed)
         for row in orphans:
             self._spawn(self._take_over(row))
         for row in due:
@@ -258,9 +276,15 @@ class Dialer:
             await asyncio.sleep(self.queue.lease_seconds / 3)
             try:
                 async with self.db.acquire() as conn:
-                    await self.queue.renew(conn, list(self._working))
+                    lost = await self.queue.renew(conn, list(self._working))
             except Exception as exc:
                 log.warning("lease_renewal_failed", error=str(exc))
+                continue
+            for request_id in lost - self._fenced:
+                # our lease lapsed (Postgres was away too long) and another node took the request over:
+                # it settles the call; this node dials nothing more for it and writes no outcome
+                log.warning("lease_lost", callback_id=str(request_id))
+                self._fenced.add(request_id)
 
     async def _listen_loop(self) -> None:
         """LISTEN for work committed by other daemons and for cancellations."""
@@ -303,6 +327,7 @@ class Dialer:
             # the lease lapses and the request is taken over (and reconciled) later
         finally:
             self._working.discard(request_id)
+            self._fenced.discard(request_id)
 
     async def _work_request(self, row: asyncpg.Record) -> None:
         request_id: uuid.UUID = row["id"]
@@ -476,6 +501,9 @@ class Dialer:
 
     async def _originate(self, active: _Attempt, cmd: Originate) -> None:
         record = active.records[cmd.leg_id]
+        if active.request_id in self._fenced:  # another node owns the request now: dial nothing more
+            active.facts.put_nowait(self._synthetic_end(active, cmd.leg_id, "failed", self.clock()))
+            return
         member = cmd.member.dial if cmd.member is not None else None
         reservation = LegReservation(
             leg_id=cmd.leg_id, request_id=active.request_id, attempt=active.attempt, leg=cmd.role,
@@ -521,8 +549,12 @@ class Dialer:
         return Limits(self.limits.max_global, trunk.max_channels, trunk.max_cps, self.limits.max_destination)
 
     def _synthetic_end(self, active: _Attempt, leg_id: str, disposition: str, now: datetime) -> LegEnded:
-        return LegEnded(leg_id=leg_id, request_id=str(active.request_id), attempt=active.attempt,
-                        role=active.roles.get(leg_id, "agent"), agent_leg_id=leg_id, at=now, disposition=disposition)
+        role = active.roles.get(leg_id, "agent")
+        agent_leg_id = leg_id
+        if role == "customer" and leg_id not in active.records:  # agent-first: dialled by its agent's dialplan
+            agent_leg_id = leg_id.removesuffix("-c")
+        return LegEnded(leg_id=leg_id, request_id=str(active.request_id), attempt=active.attempt, role=role,
+                        agent_leg_id=agent_leg_id, at=now, disposition=disposition)
 
     async def _insert_leg(self, active: _Attempt, cmd: RecordLeg) -> None:
         self.legs.insert(LegInsert(
@@ -567,6 +599,8 @@ class Dialer:
     async def _set_state(self, active: _Attempt, cmd: SetState) -> None:
         if cmd.state == active.state:
             return  # start_attempt already moved the request there (and wrote the event)
+        if active.request_id in self._fenced:
+            return  # the node that took the request over writes its states
         # the legs first: a state on record (e.g. connected) always has the leg facts behind it, which is
         # what a node taking over after a crash settles the attempt from
         await self.legs.flush()
@@ -594,6 +628,10 @@ class Dialer:
         log.info("attempt_finished", callback_id=str(request_id), attempt=attempt, outcome=result.outcome,
                  retry=result.retry, detail=result.detail)
         await self.legs.flush()  # the attempt's legs are recorded before its outcome
+        if request_id in self._fenced:
+            log.warning("outcome_left_to_new_owner", callback_id=str(request_id), attempt=attempt,
+                        outcome=result.outcome)
+            return
         async with self.db.acquire() as conn:
             await self.queue.finish_attempt(conn, request_id, attempt, result.outcome, result.detail)
             await conn.execute(Q.free_attempt_legs, request_id, attempt)

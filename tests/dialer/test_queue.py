@@ -138,3 +138,37 @@ async def test_concurrent_reservations_never_exceed_a_trunk_limit(conn: asyncpg.
         for c in conns:
             await c.close()
     assert sorted(results) == ["ok"] * 3 + ["trunk_limit"] * 3
+
+
+async def test_a_node_never_takes_over_its_own_request_and_learns_when_another_did(conn: asyncpg.Connection) -> None:
+    rid = await add_request(conn, 1)
+    a = Queue("a", lease_seconds=0.2)
+    (row,) = await a.claim_due(conn, 10)
+    assert await a.start_attempt(conn, rid, "default", "store", row["state"]) == 1
+    await asyncio.sleep(0.3)  # a's lease lapses (as if Postgres had been unreachable for longer than it)
+    assert await a.claim_orphaned(conn, 10, working={rid}) == []  # still being worked by a itself
+    (taken,) = await Queue("b").claim_orphaned(conn, 10)
+    assert taken["id"] == rid and taken["lease_owner"] == "b"
+    assert await a.renew(conn, [rid]) == {rid}  # a learns that b holds it now
+    assert await Queue("b").renew(conn, [rid]) == set()
+
+
+async def test_attempts_left_open_after_their_request_finished_are_closed(conn: asyncpg.Connection) -> None:
+    rid = await add_request(conn, 1)
+    q = Queue("gone")
+    (row,) = await q.claim_due(conn, 10)
+    await q.start_attempt(conn, rid, "default", "store", row["state"])
+    assert await q.reserve_leg(conn, leg(rid, 1), Limits()) == "ok"
+    await conn.execute("UPDATE call_legs SET originated_at = now() - interval '55 minutes', "
+                       "answered_at = now() - interval '50 minutes' WHERE request_id = $1", rid)
+    await conn.execute("UPDATE callback_requests SET state = 'completed', outcome = 'connected', "
+                       "finished_at = now() - interval '40 minutes' WHERE id = $1", rid)
+    assert await q.close_abandoned_attempts(conn, 3600) == 0  # not old enough yet
+    assert await q.close_abandoned_attempts(conn, 60) == 1
+    attempt = await conn.fetchrow("SELECT finished_at, outcome FROM call_attempts WHERE request_id = $1", rid)
+    assert attempt["finished_at"] is not None and attempt["outcome"] == "connected"
+    leg_row = await conn.fetchrow("SELECT ended_at, disposition FROM call_legs WHERE request_id = $1", rid)
+    finished = await conn.fetchval("SELECT finished_at FROM callback_requests WHERE id = $1", rid)
+    assert leg_row["ended_at"] == finished and leg_row["disposition"] == "answered"
+    assert await conn.fetchval("SELECT count(*) FROM dialer_channels WHERE request_id = $1", rid) == 0
+    assert await q.close_abandoned_attempts(conn, 60) == 0  # once

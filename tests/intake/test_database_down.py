@@ -80,3 +80,13 @@ async def test_database_refusing_then_back(make_client: Any, clean_db: str, prox
     resp = await client.post("/v1/callbacks", json=valid_body(), headers=browser_headers())
     assert resp.status == 202
     assert await count(clean_db, "callback_requests") == 1
+
+
+def test_a_connection_in_a_broken_protocol_state_counts_as_postgres_unavailable() -> None:
+    # seen after a Postgres restart: "cannot switch to state 12; another operation (2) is in progress"
+    from asyncpg.exceptions._base import InternalClientError
+
+    from callswitch.db.pool import is_unavailable
+
+    assert is_unavailable(InternalClientError("cannot switch to state 12; another operation (2) is in progress"))
+    assert not is_unavailable(ValueError("a bug, not an outage"))

@@ -17,9 +17,11 @@ RETURNING r.*
 
 -- name: claim_orphaned
 -- Requests left mid-call by a node whose lease lapsed: to be reconciled with Asterisk first.
+-- $4: requests this node is still working (its lease lapsed while Postgres was away): never its own orphans.
 WITH orphaned AS (
     SELECT id FROM callback_requests
     WHERE finished_at IS NULL AND state NOT IN ('queued', 'scheduled') AND lease_expires_at < now()
+      AND NOT (id = ANY($4::uuid[]))
     ORDER BY lease_expires_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -31,8 +33,15 @@ RETURNING r.*
 
 -- name: renew_leases
 -- Only the requests this node is still working: a request whose task died lets its lease lapse.
-UPDATE callback_requests SET lease_expires_at = now() + make_interval(secs => $2)
-WHERE lease_owner = $1 AND id = ANY($3::uuid[]) AND finished_at IS NULL
+-- Returns those of them another node holds now (the lease lapsed and it took the request over).
+WITH renewed AS (
+    UPDATE callback_requests SET lease_expires_at = now() + make_interval(secs => $2)
+    WHERE lease_owner = $1 AND id = ANY($3::uuid[]) AND finished_at IS NULL
+    RETURNING id
+)
+SELECT id FROM callback_requests
+WHERE id = ANY($3::uuid[]) AND finished_at IS NULL AND lease_owner IS DISTINCT FROM $1
+  AND id NOT IN (SELECT id FROM renewed)
 
 -- name: renew_channels
 UPDATE dialer_channels SET expires_at = now() + make_interval(secs => $2) WHERE node = $1 AND request_id = ANY($3::uuid[])
@@ -164,3 +173,29 @@ WHERE l.leg_id = u.leg_id
 -- name: free_legs
 -- LegWriter: capacity of legs that ended.
 DELETE FROM dialer_channels WHERE leg_id = ANY($1::text[])
+
+-- name: close_abandoned_attempts
+-- A request that finished while its attempt's last legs were still ending, on a node that then died: the
+-- attempt would stay open for ever (a finished request is never taken over). $1: seconds since the request
+-- finished after which nobody is still working it. Open legs end when the request did.
+WITH stale AS (
+    SELECT a.request_id, a.attempt, r.finished_at, r.outcome
+    FROM call_attempts a JOIN callback_requests r ON r.id = a.request_id
+    WHERE a.finished_at IS NULL AND r.finished_at IS NOT NULL
+      AND r.finished_at < now() - make_interval(secs => $1)
+    FOR UPDATE OF a SKIP LOCKED
+), legs AS (
+    UPDATE call_legs l
+    SET ended_at = GREATEST(s.finished_at, l.originated_at),
+        disposition = COALESCE(l.disposition, CASE WHEN l.answered_at IS NOT NULL THEN 'answered' ELSE 'failed' END)
+    FROM stale s
+    WHERE l.request_id = s.request_id AND l.attempt = s.attempt AND l.ended_at IS NULL
+), freed AS (
+    DELETE FROM dialer_channels c USING stale s WHERE c.request_id = s.request_id AND c.attempt = s.attempt
+)
+UPDATE call_attempts a
+SET finished_at = now(), outcome = COALESCE(s.outcome, 'unknown'),
+    outcome_detail = 'closed after the dialer node stopped while the last legs were ending'
+FROM stale s
+WHERE a.request_id = s.request_id AND a.attempt = s.attempt
+RETURNING a.request_id, a.attempt
