@@ -194,13 +194,22 @@ class Dialer:
                 active.facts.put_nowait(fact)
 
     async def _reconcile_after_reconnect(self, client: AmiClient) -> None:
-        """After a reconnect, legs that vanished while we were away are over (their events were lost)."""
+        """After a reconnect: what happened while we were away, as far as Asterisk still knows it.
+
+        Channels still up report their state as if a ``Newstate`` had arrived (a visitor who answered while
+        the events were lost is known to have answered: the call counts as connected, nobody dials them
+        again); legs that vanished meanwhile are over."""
         if not any(a.client is client for a in self._attempts.values()):
             return
         try:
             channels = await client.channels()
         except AmiError:
             return
+        for m in channels:
+            if m.get("ChannelStateDesc") in ("Up", "Ringing"):
+                self._on_event({"Event": "Newstate", "Channel": m.get("Channel") or "",
+                                "Uniqueid": m.get("Uniqueid") or "", "Linkedid": m.get("Linkedid") or "",
+                                "ChannelStateDesc": m.get("ChannelStateDesc") or ""})
         names = {m.get("Channel") for m in channels}
         ids = {m.get("Uniqueid") for m in channels} | {m.get("Linkedid") for m in channels}
         now = self.clock()

@@ -73,6 +73,37 @@ async def test_ami_connection_lost_mid_call(stack: StackFactory) -> None:
     assert sorted(leg["leg"] for leg in legs) == ["agent", "customer"] and all(leg["ended_at"] for leg in legs)
 
 
+async def test_visitor_answering_while_the_events_are_lost_is_known_after_the_reconnect(stack: StackFactory) -> None:
+    """The AMI connection is deaf while the visitor answers: after the reconnect CoreShowChannels says the
+    visitor's channel is Up, so the call counts as connected (and the visitor is not dialled again)."""
+    st = await stack()
+    st.sim.time_scale = 0.3  # slow enough to go deaf between the acceptance and the visitor's answer
+    rid = await st.post(STAYS)
+    async with asyncio.timeout(30):
+        while (await st.fetch("SELECT state FROM callback_requests WHERE id = $1::uuid", rid))[0]["state"] not in (
+                "accepted", "dialing_customer"):
+            await asyncio.sleep(0.02)
+    for session in st.sim._sessions.values():
+        session.events = False  # nothing reaches the daemon from now on (the link is half dead)
+    async with asyncio.timeout(20):  # the visitor's channel (Linkedid: the agent's) is answered
+        while not any(ch.state == "Up" and ch.uniqueid != ch.linkedid for ch in st.sim.channels.values()):
+            await asyncio.sleep(0.05)
+    assert await st.fetch("SELECT state FROM callback_requests WHERE id = $1::uuid AND state = 'connected'",
+                          rid) == []  # the daemon did not hear the answer
+    client = st.dialer.clients[0]
+    await st.sim.drop_connections()
+    async with asyncio.timeout(10):
+        while client.reconnects < 1 or not client.connected:
+            await asyncio.sleep(0.05)
+    await wait_for_state(st, rid, "connected")
+    assert await hang_up_everything(st.sim.port) >= 1
+    row = await st.wait_final(rid)
+    assert (row["state"], row["outcome"]) == ("completed", "connected")
+    assert len(st.sim.originates) == 1
+    legs = await st.fetch("SELECT leg, answered_at, disposition FROM call_legs WHERE request_id = $1::uuid", rid)
+    assert sorted((r["leg"], r["disposition"]) for r in legs) == [("agent", "accepted"), ("customer", "answered")]
+
+
 async def test_asterisk_restarted_mid_call(stack: StackFactory) -> None:
     st = await stack()
     rid = await st.post(STAYS)
