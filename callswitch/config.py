@@ -140,6 +140,9 @@ class DialingConfig:
     confirm_timeout: int = 6  # seconds the agent has to press a key after the beep
     max_repeats: int = 2  # how often the agent may press 3 to hear the announcement again
     tts: TtsConfig | None = None  # per-request announcements (None: prompts and digits only)
+    # visitor legs one number may get in any 24 hours, over every daemon (None: no cap); past it the request
+    # fails (outcome number_daily_cap) instead of dialling
+    max_calls_per_number_per_day: int | None = 10
 
 
 @dataclass(frozen=True)
@@ -515,7 +518,7 @@ def _parse_dialing(n: Node) -> DialingConfig:
     n.mapping({
         "node", "max_concurrent_calls", "max_calls_per_destination", "lease", "poll_interval", "customer_retries",
         "retry_backoff", "max_age", "customer_timeout", "busy_wait", "drain_timeout", "say_digits",
-        "confirm_timeout", "max_repeats", "tts",
+        "confirm_timeout", "max_repeats", "tts", "max_calls_per_number_per_day",
     })
     d = DialingConfig()
     backoff: list[float] = []
@@ -552,7 +555,17 @@ def _parse_dialing(n: Node) -> DialingConfig:
                                 d.confirm_timeout),
         max_repeats=_int_or(collect(lambda: n["max_repeats"].int(d.max_repeats, min=0, max=10)), d.max_repeats),
         tts=collect(lambda: _parse_tts(n["tts"])) if n["tts"].present and n["tts"].value is not None else None,
+        max_calls_per_number_per_day=_cap_or_off(n["max_calls_per_number_per_day"],
+                                                 d.max_calls_per_number_per_day),
     )
+
+
+def _cap_or_off(node: Node, default: int | None) -> int | None:
+    """A whole number >= 1, or ``off`` / null for no cap."""
+    if node.present and (node.value is None or node.value is False or node.value == "off"):
+        return None
+    value = collect(lambda: node.int(default, min=1, max=1000))
+    return default if value is None else int(value)
 
 
 _TTS_FIELDS = frozenset({"name", "topic", "page", "site"})

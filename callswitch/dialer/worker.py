@@ -360,6 +360,15 @@ class Dialer:
                 await self.queue.release(conn, request_id)
                 await self._notify_status(conn, request_id)
                 return
+            cap = self.policy.max_calls_per_number_per_day
+            if cap is not None and await conn.fetchval(Q.customer_legs_today, row["phone_e164"]) >= cap:
+                # toll-fraud and harassment guard: this number was dialled enough today, by every daemon
+                await self.queue.set_state(conn, request_id, states.FAILED, "number_daily_cap",
+                                           previous=row["state"], outcome="number_daily_cap",
+                                           detail={"message": f"the number was dialled {cap} times in 24 hours"})
+                await self.queue.release(conn, request_id)
+                await self._notify_status(conn, request_id)
+                return
             members = [m.dial for d in plan.chain for m in d.members]
             busy = {r["member"] for r in await conn.fetch(Q.busy_members, members)}
             if members and busy >= set(members):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from callswitch.dialer.worker import Dialer
 from callswitch.testing.pbx import lab_behaviour
-from tests.dialer.conftest import StackFactory
+from tests.dialer.conftest import CONFIG, ROUTING, StackFactory, start_stack, stop_stack
 
 
 async def test_agent_accepts_and_visitor_is_connected(stack: StackFactory) -> None:
@@ -168,3 +168,24 @@ async def test_deferred_request_is_routed_again_when_due(stack: StackFactory, tm
     st.dialer.wake()
     row = await st.wait_final(rid)
     assert row["outcome"] == "connected" and len(st.sim.originates) == 1
+
+
+async def test_a_number_dialled_enough_today_is_not_dialled_again(clean_db: str, tmp_path: Path) -> None:
+    """dialing.max_calls_per_number_per_day counts visitor legs in Postgres: past it, a new request for the
+    number fails (number_daily_cap) without a single Originate."""
+    routing = ROUTING.replace("{members}", '"+13125550100"').replace("{strategy}", "sequential") \
+        .replace("{mode}", "agent_first")
+    config = CONFIG.replace("  customer_timeout: 10\n", "  customer_timeout: 10\n  max_calls_per_number_per_day: 1\n")
+    st = await start_stack(clean_db, tmp_path, routing, config=config)
+    try:
+        first = await st.post("+17735550200")
+        assert (await st.wait_final(first))["outcome"] == "connected"
+        second = await st.post("+17735550200")
+        row = await st.wait_final(second)
+        other = await st.post("+17735550201")  # another number is not concerned
+        assert (await st.wait_final(other))["outcome"] == "connected"
+    finally:
+        await stop_stack(st)
+    assert (row["state"], row["outcome"]) == ("failed", "number_daily_cap")
+    assert [o.headers["Channel"] for o in st.sim.originates].count("PJSIP/+13125550100@carrier") == 2
+    assert await st.fetch("SELECT 1 FROM call_legs WHERE request_id = $1::uuid", second) == []

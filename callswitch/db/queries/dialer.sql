@@ -199,3 +199,8 @@ SET finished_at = now(), outcome = COALESCE(s.outcome, 'unknown'),
 FROM stale s
 WHERE a.request_id = s.request_id AND a.attempt = s.attempt
 RETURNING a.request_id, a.attempt
+
+-- name: customer_legs_today
+-- Visitor legs dialled to this number in the last 24 hours, by every daemon (dialing.max_calls_per_number_per_day).
+SELECT count(*) FROM call_legs
+WHERE leg = 'customer' AND number_dialled = $1 AND originated_at > now() - interval '24 hours'
