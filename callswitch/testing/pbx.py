@@ -590,8 +590,12 @@ class PbxSimulator:
             self._active_ids.discard(call.channel_id)
 
     # ------------------------------------------------------------------ customer-first
+    def _call_channel(self, call: _Call) -> _Channel | None:
+        """The originated channel of ``call`` (Uniqueid = its ChannelId), while it exists."""
+        return next((c for c in self.channels.values() if c.uniqueid == call.channel_id), None)
+
     def _user_event(self, call: _Call, name: str, fields: list[tuple[str, str]]) -> None:
-        ch = next((c for c in self.channels.values() if c.uniqueid == call.channel_id), None)
+        ch = self._call_channel(call)
         if ch is None:
             return
         self._emit(call, _block(("Event", "UserEvent"), ("Privilege", "user,all"), *self._chan_fields(ch),
@@ -599,7 +603,7 @@ class PbxSimulator:
 
     def _end_channel(self, call: _Call, leg: str, step: str, ids: list[tuple[str, str]]) -> None:
         """The dialplan's hangup handler, then the Hangup (cause 16) of the call's channel."""
-        ch = next((c for c in self.channels.values() if c.uniqueid == call.channel_id), None)
+        ch = self._call_channel(call)
         if ch is None:
             return
         self._user_event(call, "CallswitchLegEnded", [*ids, ("Leg", leg), ("Step", step), ("Cause", "16")])
@@ -624,7 +628,7 @@ class PbxSimulator:
         await self._play(call, messages[: cut + 1], asynchronous, reply)
         ids = [("RequestId", variables.get("CS_REQUEST_ID", "")), ("Attempt", variables.get("CS_ATTEMPT", "1"))]
         conf = self.conferences.setdefault(join, _Conference(join))
-        ch = next((c for c in self.channels.values() if c.uniqueid == call.channel_id), None)
+        ch = self._call_channel(call)
         conf.agent = ch.name if ch else None
         parties = int(conf.customer is not None and not conf.customer_left.is_set())
         self._user_event(call, "CallswitchJoined", [*ids, ("Parties", str(parties))])
@@ -677,7 +681,7 @@ class PbxSimulator:
             if call.hangup_requested.is_set():
                 self._end_channel(call, "customer", "connect-prompt", ids)
                 return
-            ch = next((c for c in self.channels.values() if c.uniqueid == call.channel_id), None)
+            ch = self._call_channel(call)
             conf = self.conferences.setdefault(join, _Conference(join))
             conf.customer = ch.name if ch else None
             self._user_event(call, "CallswitchCustomerWaiting", ids)
