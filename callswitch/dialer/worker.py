@@ -132,6 +132,10 @@ class Dialer:
         self._working: set[uuid.UUID] = set()  # requests whose lease this node keeps renewing
         self._fenced: set[uuid.UUID] = set()  # working requests another node took over meanwhile
         self._last_sweep = 0.0
+        # back-pressure after a request could not be dialled for want of a line or a free member:
+        # claim no more than are in progress now, until ``_ceiling_until`` (loop time)
+        self._ceiling: int | None = None
+        self._ceiling_until = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
@@ -257,12 +261,14 @@ class Dialer:
     async def _claim_once(self) -> None:
         if not any(c.connected for c in self.clients):
             return  # requests wait, safely queued, until Asterisk is back
-        room = (self.policy.max_concurrent_calls or 50) - len(self._attempts)
+        room = self._room()
         if room <= 0:
             return
         async with self.db.acquire() as conn:
             orphans = await self.queue.claim_orphaned(conn, room, self._working)
             due = await self.queue.claim_due(conn, max(0, room - len(orphans)))
+            # counted from now on, before their tasks start: the next wake-up must not claim them again
+            self._working.update(row["id"] for row in (*orphans, *due))
             loop_time = asyncio.get_running_loop().time()
             if loop_time - self._last_sweep > SWEEP_EVERY:
                 self._last_sweep = loop_time
@@ -274,6 +280,28 @@ class Dialer:
             self._spawn(self._take_over(row))
         for row in due:
             self._spawn(self._work(row))
+
+    def _room(self) -> int:
+        """How many more requests to claim: ``max_concurrent_calls`` less those claimed and in progress.
+
+        Requests being prepared (claimed, not yet dialling) count as well as calls. After a request had to
+        be put back for want of a line or a free member (:meth:`_hold_claims`), the ceiling is the number
+        in progress at that moment, so that each call that ends lets one more be claimed rather than the
+        dialer claiming and putting back queued requests as fast as Postgres allows.
+        """
+        limit = self.policy.max_concurrent_calls or 50
+        if self._ceiling is not None:
+            if asyncio.get_running_loop().time() < self._ceiling_until:
+                limit = min(limit, self._ceiling)
+            else:
+                self._ceiling = None
+        return limit - max(len(self._working), len(self._attempts))
+
+    def _hold_claims(self) -> None:
+        """A claimed request was put back (no line free, or every member busy): see :meth:`_room`."""
+        in_progress = max(len(self._working), len(self._attempts)) - 1  # less the one put back
+        self._ceiling = max(0, in_progress if self._ceiling is None else min(self._ceiling, in_progress))
+        self._ceiling_until = asyncio.get_running_loop().time() + self.policy.busy_wait
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -337,6 +365,7 @@ class Dialer:
         finally:
             self._working.discard(request_id)
             self._fenced.discard(request_id)
+            self._wake.set()  # room for one more
 
     async def _work_request(self, row: asyncpg.Record) -> None:
         request_id: uuid.UUID = row["id"]
@@ -375,6 +404,7 @@ class Dialer:
                 # every member is on another call: wait in the queue instead of burning an attempt
                 await conn.execute(Q.postpone, request_id, now + timedelta(seconds=self.policy.busy_wait),
                                    self.node)
+                self._hold_claims()
                 return
             orders = await self._member_orders(conn, plan.chain)
             destination = plan.destination.name if plan.destination else None
@@ -684,6 +714,7 @@ class Dialer:
             await self.queue.set_state(conn, active.request_id, states.QUEUED, "postponed", previous=active.state,
                                        due_at=due, detail={"due_at": due.isoformat()})
             await self.queue.release(conn, active.request_id)
+        self._hold_claims()
 
     def _may_retry(self, row: Any, real_attempts: int, now: datetime) -> bool:
         if real_attempts > self.policy.customer_retries:
@@ -747,6 +778,7 @@ class Dialer:
                 log.exception("takeover_failed", callback_id=str(request_id))
         finally:
             self._working.discard(request_id)
+            self._wake.set()  # room for one more
 
     async def _live_channels(self, leg_ids: set[str]) -> list[Any] | None:
         """Channels of these legs (or created by them) still up on any Asterisk; None if one can't be asked."""
