@@ -27,6 +27,7 @@ from aiohttp import web
 from callswitch.config import Config
 from callswitch.db.migrate import migrate
 from callswitch.db.pool import Database, is_unavailable
+from callswitch.db.statistics import keep_statistics
 from callswitch.db.wakeup import WorkSignal
 from callswitch.dialer.worker import Dialer
 from callswitch.intake.app import create_app
@@ -136,6 +137,7 @@ class Service:
                     applied = await migrate(conn)
                 log.info("schema_ready", applied=applied)
                 self.schema_ready.set()
+                self._tasks.append(asyncio.get_running_loop().create_task(keep_statistics(self.db)))
                 await self._start_notifier()
                 await self._start_dialer()
                 return
