@@ -460,7 +460,7 @@ BEGIN
     INSERT INTO call_legs (
         request_id, attempt, leg, destination, member, number_dialled, trunk, asterisk_server, channel, uniqueid,
         linkedid, originated_at, ringing_at, answered_at, accepted_at, ended_at, disposition, hangup_cause,
-        hangup_cause_text, sip_status, billable_seconds, leg_id)
+        hangup_cause_text, sip_status, billable_seconds, leg_id, site)
     SELECT l.request_id, l.attempt, l.leg, l.destination, l.member, l.number, l.trunk,
            CASE WHEN l.n % 2 = 0 THEN 'pbx-a' ELSE 'pbx-b' END,
            'PJSIP/' || coalesce(l.trunk, substr(l.member, 7)) || '-' || lpad(to_hex((l.n * 7 + l.attempt) % 16777216), 8, '0'),
@@ -468,8 +468,9 @@ BEGIN
            l.orig, l.ringing_at, l.answered_at, l.accepted_at, l.ended_at, l.disposition, l.cause, c.text, l.sip_status,
            CASE WHEN l.answered_at IS NOT NULL THEN floor(extract(epoch FROM l.ended_at - l.answered_at))::int
                 ELSE 0 END,
-           l.leg_id
+           l.leg_id, r.site
     FROM (SELECT pl.*, replace(gen_random_uuid()::text, '-', '') AS leg_id FROM pl OFFSET 0) l
+    JOIN pr r ON r.id = l.request_id
     LEFT JOIN bench_seed.causes c ON c.cause = l.cause
     ORDER BY l.orig;
     GET DIAGNOSTICS n_leg = ROW_COUNT;
