@@ -4,8 +4,9 @@ The dialer's flows produce many small changes per leg (ringing, answered, accept
 statement and one commit each, they cost a round trip and a WAL flush apiece; the :class:`LegWriter` gathers
 the changes of all attempts for ``interval`` seconds (or until ``max_batch`` legs) and writes them in one
 transaction: one ``INSERT ... SELECT FROM unnest(...)`` for new visitor legs, one ``UPDATE ... FROM
-unnest(...)`` for changed legs (several changes of one leg are merged first; a NULL leaves a column as it is),
-and one ``DELETE`` that frees the capacity of legs that ended. ``bench/records.py`` measures the difference.
+unnest(...)`` for changed legs (several changes of one leg are merged first; a NULL leaves a column as it is).
+``bench/records.py`` measures the difference. The capacity a leg held is freed by the worker as soon as the leg
+ends, not here: the flow may ring the same member again at once.
 
 Ordering: a leg's insert is written in the same transaction as, and before, its updates. :meth:`flush` waits
 until everything queued before the call is committed; the worker calls it before it writes an attempt's
@@ -66,7 +67,6 @@ class LegWriter:
         self.max_batch = max_batch
         self._inserts: dict[str, LegInsert] = {}
         self._updates: dict[str, dict[str, Any]] = {}
-        self._freed: set[str] = set()
         self._queued = 0  # generation of the last change queued
         self._written = 0  # generation of the last change committed
         self._wake = asyncio.Event()
@@ -81,15 +81,13 @@ class LegWriter:
         self._inserts.setdefault(row.leg_id, row)
         self._queued_one()
 
-    def update(self, leg_id: str, changes: dict[str, Any], *, ended: bool = False) -> None:
+    def update(self, leg_id: str, changes: dict[str, Any]) -> None:
         """Queue changed columns of one leg (names from :data:`UPDATE_COLUMNS`; None values are ignored)."""
         unknown = set(changes) - set(UPDATE_COLUMNS)
         if unknown:
             raise ValueError(f"not call_legs columns the writer updates: {sorted(unknown)}")
         merged = self._updates.setdefault(leg_id, {})
         merged.update({k: v for k, v in changes.items() if v is not None})
-        if ended:
-            self._freed.add(leg_id)
         self._queued_one()
 
     def _queued_one(self) -> None:
@@ -100,7 +98,7 @@ class LegWriter:
 
     @property
     def pending(self) -> int:
-        return len(self._inserts) + len(self._updates) + len(self._freed)
+        return len(self._inserts) + len(self._updates)
 
     async def flush(self) -> None:
         """Return once every change queued before this call is committed."""
@@ -148,11 +146,11 @@ class LegWriter:
 
     async def _write_batch(self) -> None:
         target = self._queued
-        inserts, updates, freed = self._inserts, self._updates, self._freed
-        self._inserts, self._updates, self._freed = {}, {}, set()
+        inserts, updates = self._inserts, self._updates
+        self._inserts, self._updates = {}, {}
         try:
-            if inserts or updates or freed:
-                await self._write_patiently(list(inserts.values()), updates, freed)
+            if inserts or updates:
+                await self._write_patiently(list(inserts.values()), updates)
                 self.batches += 1
                 self.legs_written += len(inserts) + len(updates)
         finally:
@@ -160,12 +158,11 @@ class LegWriter:
             async with self._done:
                 self._done.notify_all()
 
-    async def _write_patiently(self, inserts: list[LegInsert], updates: dict[str, dict[str, Any]],
-                               freed: set[str]) -> None:
+    async def _write_patiently(self, inserts: list[LegInsert], updates: dict[str, dict[str, Any]]) -> None:
         delay = 0.25
         while True:
             try:
-                await self._write(inserts, updates, freed)
+                await self._write(inserts, updates)
                 return
             except Exception as exc:
                 if is_unavailable(exc):
@@ -175,10 +172,10 @@ class LegWriter:
                     delay = min(5.0, delay * 2)
                     continue
                 log.warning("leg_batch_refused", error=str(exc), legs=len(inserts) + len(updates))
-                await self._write_one_by_one(inserts, updates, freed)
+                await self._write_one_by_one(inserts, updates)
                 return
 
-    async def _write(self, inserts: list[LegInsert], updates: dict[str, dict[str, Any]], freed: set[str]) -> None:
+    async def _write(self, inserts: list[LegInsert], updates: dict[str, dict[str, Any]]) -> None:
         async with self.db.acquire() as conn, conn.transaction():
             if inserts:
                 cols = list(zip(*((r.leg_id, r.request_id, r.attempt, r.leg, r.destination, r.member,
@@ -189,20 +186,15 @@ class LegWriter:
                 ids = list(updates)
                 await conn.execute(Q.update_legs, ids,
                                    *([updates[i].get(c) for i in ids] for c in UPDATE_COLUMNS))
-            if freed:
-                await conn.execute(Q.free_legs, sorted(freed))
 
-    async def _write_one_by_one(self, inserts: list[LegInsert], updates: dict[str, dict[str, Any]],
-                                freed: set[str]) -> None:
+    async def _write_one_by_one(self, inserts: list[LegInsert], updates: dict[str, dict[str, Any]]) -> None:
         for row in inserts:
-            await self._try([row], {}, set(), row.leg_id)
+            await self._try([row], {}, row.leg_id)
         for leg_id, changes in updates.items():
-            await self._try([], {leg_id: changes}, set(), leg_id)
-        await self._try([], {}, freed, "capacity")
+            await self._try([], {leg_id: changes}, leg_id)
 
-    async def _try(self, inserts: list[LegInsert], updates: dict[str, dict[str, Any]], freed: set[str],
-                   what: str) -> None:
+    async def _try(self, inserts: list[LegInsert], updates: dict[str, dict[str, Any]], what: str) -> None:
         try:
-            await self._write(inserts, updates, freed)
+            await self._write(inserts, updates)
         except Exception as exc:
             log.error("leg_record_dropped", leg_id=what, error=str(exc))

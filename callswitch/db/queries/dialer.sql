@@ -170,10 +170,6 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $
           hangup_cause, hangup_cause_text, sip_status, billable_seconds)
 WHERE l.leg_id = u.leg_id
 
--- name: free_legs
--- LegWriter: capacity of legs that ended.
-DELETE FROM dialer_channels WHERE leg_id = ANY($1::text[])
-
 -- name: close_abandoned_attempts
 -- A request that finished while its attempt's last legs were still ending, on a node that then died: the
 -- attempt would stay open for ever (a finished request is never taken over). $1: seconds since the request
