@@ -42,7 +42,7 @@ async def analyze_changed_tables(db: Database, tables: tuple[str, ...] = HOT_TAB
     return due
 
 
-async def keep_statistics(db: Database, interval: float = 5.0) -> None:
+async def keep_statistics(db: Database, interval: float = 1.0) -> None:
     """:func:`analyze_changed_tables` every ``interval`` seconds, for as long as the daemon runs."""
     while True:
         try:
