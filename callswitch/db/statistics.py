@@ -7,7 +7,7 @@ row, and it stays cached until the table is analyzed again: autovacuum does that
 autovacuum is off. A burst of requests into a new installation was measured to cost several times more per
 request in Postgres, growing with the table (bench/load.py, docs/benchmarks.md).
 
-:func:`keep_statistics` applies autovacuum's rule itself every few seconds to the service's hot tables while
+:func:`keep_statistics` applies autovacuum's rule itself every second to the service's hot tables while
 they are small (below ``small_rows``); bigger tables change scale slowly and are left to autovacuum.
 """
 

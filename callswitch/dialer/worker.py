@@ -267,8 +267,6 @@ class Dialer:
         async with self.db.acquire() as conn:
             orphans = await self.queue.claim_orphaned(conn, room, self._working)
             due = await self.queue.claim_due(conn, max(0, room - len(orphans)))
-            # counted from now on, before their tasks start: the next wake-up must not claim them again
-            self._working.update(row["id"] for row in (*orphans, *due))
             loop_time = asyncio.get_running_loop().time()
             if loop_time - self._last_sweep > SWEEP_EVERY:
                 self._last_sweep = loop_time
@@ -276,6 +274,9 @@ class Dialer:
                 closed = await self.queue.close_abandoned_attempts(conn, 2 * self.queue.lease_seconds + 60)
                 if closed:
                     log.info("abandoned_attempts_closed", count=closed)
+        # counted from now on, before their tasks start: the next wake-up must not claim them again (not
+        # earlier: a request added here is always spawned, and its task removes it)
+        self._working.update(row["id"] for row in (*orphans, *due))
         for row in orphans:
             self._spawn(self._take_over(row))
         for row in due:
