@@ -402,6 +402,22 @@ def dialled_number(dial: str | None) -> tuple[str, str]:
     return number, endpoint or number
 
 
+def check_spans(ivs: dict[str, list[tuple[float, float]]], limits: Limits, out: dict[str, Any]) -> dict[str, int]:
+    """Each group of call spans ("global", "trunk:X", "member:X", "destination:X") against its limit: moments
+    over it are added to ``out["violations"]`` and ``out["exceeded"]``; returns the peak of each group."""
+    peaks: dict[str, int] = {}
+    for key, spans in sorted(ivs.items()):
+        kind = key.split(":", 1)[0]
+        limit = {"global": limits.max_calls, "trunk": limits.trunk_channels, "member": 1,
+                 "destination": limits.per_destination}[kind]
+        peak, over = sweep(spans, limit)
+        peaks[key] = peak
+        out["violations"] += over
+        if over:
+            out.setdefault("exceeded", {})[key] = {"peak": peak, "limit": limit, "times": over}
+    return peaks
+
+
 def limit_report(sim: SimLog, limits: Limits) -> dict[str, Any]:
     """Concurrency the simulated PBX actually carried, against every configured limit."""
     by_leg = {o["id"]: o for o in sim.originates if o.get("ok")}
@@ -417,20 +433,9 @@ def limit_report(sim: SimLog, limits: Limits) -> dict[str, Any]:
         ivs[f"member:{number}"].append(span)
         ivs[f"destination:{limits.members.get(number, '?')}"].append(span)
     out: dict[str, Any] = {"violations": 0, "peaks": {}}
-    member_peak = 0
-    for key, spans in sorted(ivs.items()):
-        kind = key.split(":", 1)[0]
-        limit = {"global": limits.max_calls, "trunk": limits.trunk_channels, "member": 1,
-                 "destination": limits.per_destination}[kind]
-        peak, over = sweep(spans, limit)
-        out["violations"] += over
-        if over:
-            out.setdefault("exceeded", {})[key] = {"peak": peak, "limit": limit, "times": over}
-        if kind == "member":
-            member_peak = max(member_peak, peak)
-        else:
-            out["peaks"][key] = peak
-    out["peaks"]["any member"] = member_peak
+    peaks = check_spans(ivs, limits, out)
+    out["peaks"] = {key: peak for key, peak in peaks.items() if not key.startswith("member:")}
+    out["peaks"]["any member"] = max((p for k, p in peaks.items() if k.startswith("member:")), default=0)
     # every channel on the trunk (agent and visitor legs), for information: the limit counts calls
     trunk_spans = [(c.up, c.down if c.down is not None else sim.end) for c in sim.channels]
     out["trunk_channels_peak_both_legs"] = sweep(trunk_spans, None)[0]
@@ -453,14 +458,7 @@ async def db_limit_report(conn: asyncpg.Connection, limits: Limits) -> dict[str,
         ivs[f"destination:{r['destination']}"].append(span)
         starts[str(r["trunk"])].append(r["s"])
     out: dict[str, Any] = {"violations": 0}
-    for key, spans in ivs.items():
-        kind = key.split(":", 1)[0]
-        limit = {"global": limits.max_calls, "trunk": limits.trunk_channels, "member": 1,
-                 "destination": limits.per_destination}[kind]
-        peak, over = sweep(spans, limit)
-        out["violations"] += over
-        if over:
-            out.setdefault("exceeded", {})[key] = {"peak": peak, "limit": limit, "times": over}
+    check_spans(ivs, limits, out)
     for trunk, ts in starts.items():
         peak, over = window_peak(ts, 1.0, limits.trunk_cps)
         out[f"cps_peak:{trunk}"] = peak
