@@ -6,10 +6,17 @@ clients on keep-alive connections by default). The durable server is the real se
 committed to a Postgres with fsync and synchronous_commit on. The bare server parses the
 same JSON body and answers 202 without doing anything.
 
+A third run measures the ceiling: the same service with its storing step answered at once
+(bench/_intake_nostore.py), i.e. what the Python request path alone allows. For the durable
+run the CPU time per request of the server, of its Postgres backends (when Postgres runs on
+this machine) and of the load generator is printed as well, so that a shortfall can be put
+where it belongs.
+
 Postgres: $CALLSWITCH_BENCH_DSN (a server-level DSN; a fresh database is created), else
 a private durable cluster is started for the run.
 
-Last line: {"bench": "intake", "durable_rps": ..., "bare_rps": ..., "ratio": ..., "p50_ms": ..., "p99_ms": ...}
+Last line: {"bench": "intake", "durable_rps": ..., "bare_rps": ..., "ratio": ..., "p50_ms": ..., "p99_ms": ...,
+"ceiling_rps": ..., "ceiling_ratio": ..., "cpu_us_per_request": {"server": ..., "postgres": ..., "loadgen": ...}}
 """
 
 from __future__ import annotations
@@ -125,6 +132,61 @@ async def load(port: int, seconds: float, clients: int, offset: int) -> tuple[fl
     return len(latencies) / elapsed, latencies, errors
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process on this machine, or None if it can't be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def backend_cpu(dsn: str) -> dict[int, float]:
+    """CPU seconds so far of each Postgres backend serving the bench database, if they run on this machine."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        pids = [r["pid"] for r in await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+    finally:
+        await conn.close()
+    found = {}
+    for pid in pids:
+        used = cpu_seconds(pid) if _is_local_postgres(pid) else None
+        if used is not None:
+            found[pid] = used
+    return found
+
+
+def _is_local_postgres(pid: int) -> bool:
+    """Is process `pid` of this machine a Postgres process (and not some other one that has the same pid)?"""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"postgres" in f.read()
+    except OSError:
+        return False
+
+
+async def measured_load(
+    port: int, seconds: float, clients: int, offset: int, server_pid: int, dsn: str
+) -> tuple[float, list[float], int, dict[str, float | None]]:
+    """`load`, plus the CPU time per request (µs) the server, its Postgres backends and this process spent."""
+    server0, pg0, own0 = cpu_seconds(server_pid), await backend_cpu(dsn), time.process_time()
+    rps, latencies, errors = await load(port, seconds, clients, offset)
+    server1, pg1, own1 = cpu_seconds(server_pid), await backend_cpu(dsn), time.process_time()
+    n = max(len(latencies), 1)
+
+    def per_request(used: float | None) -> float | None:
+        return None if used is None else round(used / n * 1e6)
+
+    cpu = {
+        "server": per_request(server1 - server0 if server0 is not None and server1 is not None else None),
+        "postgres": per_request(sum(v - pg0.get(pid, 0.0) for pid, v in pg1.items()) if pg1 else None),
+        "loadgen": per_request(own1 - own0),
+    }
+    return rps, latencies, errors, cpu
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -136,14 +198,19 @@ async def main_async(args: argparse.Namespace, server_dsn: str) -> dict[str, obj
     procs: list[subprocess.Popen[bytes]] = []
     try:
         tmp = Path(tempfile.mkdtemp(prefix="callswitch-bench-"))
-        durable_port, bare_port = free_port(), free_port()
-        cfg = tmp / "callswitch.yaml"
+        durable_port, bare_port, ceiling_port = free_port(), free_port(), free_port()
+        cfg, ceiling_cfg = tmp / "callswitch.yaml", tmp / "ceiling.yaml"
         cfg.write_text(CONFIG.format(port=durable_port, dsn=dsn))
+        ceiling_cfg.write_text(CONFIG.format(port=ceiling_port, dsn=dsn))
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        procs.append(subprocess.Popen([sys.executable, "-m", "callswitch", "serve", "-c", str(cfg)], env=env))  # noqa: ASYNC220
+        durable = subprocess.Popen([sys.executable, "-m", "callswitch", "serve", "-c", str(cfg)], env=env)  # noqa: ASYNC220
+        procs.append(durable)
         procs.append(subprocess.Popen([sys.executable, "-c", BARE, str(bare_port)], env=env))  # noqa: ASYNC220
-        await wait_up(durable_port)
+        await wait_up(durable_port)  # its migrations first: the ceiling server would wait for them anyway
+        ceiling = [sys.executable, str(ROOT / "bench" / "_intake_nostore.py"), "serve", "-c", str(ceiling_cfg)]
+        procs.append(subprocess.Popen(ceiling, env=env))  # noqa: ASYNC220
         await wait_up(bare_port)
+        await wait_up(ceiling_port)
         conn = await asyncpg.connect(dsn)
         for _ in range(100):  # migrations run at start-up
             if await conn.fetchval("SELECT to_regclass('callback_requests') IS NOT NULL"):
@@ -153,8 +220,11 @@ async def main_async(args: argparse.Namespace, server_dsn: str) -> dict[str, obj
         # warm-up both, then measure
         await load(bare_port, 1.0, args.clients, 0)
         await load(durable_port, 1.0, args.clients, 10_000_000)
+        await load(ceiling_port, 1.0, args.clients, 30_000_000)
         bare_rps, _, bare_err = await load(bare_port, args.seconds, args.clients, 0)
-        durable_rps, latencies, durable_err = await load(durable_port, args.seconds, args.clients, 20_000_000)
+        durable_rps, latencies, durable_err, cpu = await measured_load(
+            durable_port, args.seconds, args.clients, 20_000_000, durable.pid, dsn)
+        ceiling_rps, _, ceiling_err = await load(ceiling_port, args.seconds, args.clients, 40_000_000)
         conn = await asyncpg.connect(dsn)
         stored = await conn.fetchval("SELECT count(*) FROM callback_requests")
         await conn.close()
@@ -162,6 +232,9 @@ async def main_async(args: argparse.Namespace, server_dsn: str) -> dict[str, obj
         print(f"durable intake: {durable_rps:8.0f} req/s ({durable_err} errors), {stored} rows stored in all")
         p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
         print(f"latency of durable intake: p50 {p50:.2f} ms, p99 {p99:.2f} ms at {args.clients} concurrent clients")
+        print(f"ceiling (the service, storing nothing): {ceiling_rps:8.0f} req/s ({ceiling_err} errors)")
+        shown = ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}'}" for k, v in cpu.items())
+        print(f"CPU time per durable request, µs: {shown}")
         return {
             "bench": "intake",
             "durable_rps": round(durable_rps, 1),
@@ -169,6 +242,9 @@ async def main_async(args: argparse.Namespace, server_dsn: str) -> dict[str, obj
             "ratio": round(durable_rps / bare_rps, 3) if bare_rps else None,
             "p50_ms": round(percentile(latencies, 50), 2),
             "p99_ms": round(percentile(latencies, 99), 2),
+            "ceiling_rps": round(ceiling_rps, 1),
+            "ceiling_ratio": round(ceiling_rps / bare_rps, 3) if bare_rps else None,
+            "cpu_us_per_request": cpu,
         }
     finally:
         for p in procs:

@@ -128,6 +128,8 @@ async def read_body(request: web.Request, config: Config) -> tuple[dict[str, Any
     max_bytes = config.http.max_body_bytes
     if request.content_length is not None and request.content_length > max_bytes:
         raise ApiError(413, "body_too_large", f"request body too large (at most {max_bytes} bytes)")
+    if request.content.is_eof():  # the whole body came with the headers (the usual case): nothing to wait for
+        return await _decode_body(request)
     timeout = config.http.body_timeout
     try:
         async with asyncio.timeout(timeout):

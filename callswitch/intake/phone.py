@@ -45,10 +45,13 @@ def check_phone(raw: str, policy: PhonePolicy) -> Phone:
         num = phonenumbers.parse(text, policy.default_region)
     except NumberParseException:
         raise PhoneRejected("invalid", "not a phone number") from None
-    if not phonenumbers.is_valid_number(num):
+    # phonenumbers.is_valid_number(num) is exactly this, but would look up the region a second time
+    # (the costliest step for a country code shared by several regions, such as +1).
+    region_code = phonenumbers.region_code_for_number(num)
+    if not phonenumbers.is_valid_number_for_region(num, region_code):
         raise PhoneRejected("invalid", "not a valid phone number for its country")
     e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
-    region = phonenumbers.region_code_for_number(num) or ""
+    region = region_code or ""
     if policy.allowed_countries and region not in policy.allowed_countries:
         raise PhoneRejected("country_not_allowed", "we can't call numbers in this country")
     for prefix in policy.blocked_prefixes:
