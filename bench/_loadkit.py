@@ -13,13 +13,16 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
+from benchdb import scratch_database
+
+from callswitch.pgcluster import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -79,7 +82,9 @@ class Limits:
 
 def write_config(directory: Path, *, port: int, dsn: str, ami_port: int, limits: Limits, lease: str = "30s",
                  poll: str = "1s", ping: str = "2s", pool: int = 10) -> Path:
-    """callswitch.yaml and routing.yaml for ``limits``; destinations in the order first seen in ``members``."""
+    """callswitch.yaml and routing.yaml for ``limits`` in ``directory`` (made if missing); destinations in the
+    order first seen in ``members``."""
+    directory.mkdir(parents=True, exist_ok=True)
     dests: dict[str, list[str]] = {}
     for number, dest in limits.members.items():
         dests.setdefault(dest, []).append(number)
@@ -159,6 +164,41 @@ def stop_process(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A daemon on a scratch database, with the AMI simulator it dials through (if any)."""
+
+    dsn: str
+    url: str
+    work: Path
+    sim_port: int
+    daemon: subprocess.Popen[bytes]
+    sim: subprocess.Popen[bytes] | None
+
+
+@contextlib.asynccontextmanager
+async def start_stack(server_dsn: str, work: Path, *, limits: Limits, pool: int, time_scale: float, seed: int,
+                      with_sim: bool = True) -> AsyncIterator[Stack]:
+    """Start the simulator (unless ``with_sim`` is false: Asterisk unreachable) and a daemon on a new database in
+    ``work``; on leaving, stop both (a daemon still running gets SIGTERM) and drop the database."""
+    dsn, drop = await scratch_database(server_dsn)
+    sim_port, http_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{http_port}"
+    cfg = write_config(work, port=http_port, dsn=dsn, ami_port=sim_port, limits=limits, pool=pool)
+    sim = daemon = None
+    try:
+        if with_sim:
+            sim = spawn_sim(sim_port, work / "sim.jsonl", work / "sim.out", time_scale=time_scale, seed=seed)
+            await wait_tcp(sim_port)
+        daemon = spawn_daemon(cfg, work / "daemon.log")
+        await wait_ready(url, degraded_ok=not with_sim)
+        yield Stack(dsn=dsn, url=url, work=work, sim_port=sim_port, daemon=daemon, sim=sim)
+    finally:
+        stop_process(daemon)
+        stop_process(sim)
+        await drop()
 
 
 async def wait_tcp(port: int, timeout: float = 30) -> None:  # noqa: ASYNC109

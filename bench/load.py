@@ -59,19 +59,13 @@ from _loadkit import (  # noqa: E402
     records_report,
     rss_bytes,
     snapshot_code,
-    spawn_daemon,
     spawn_loadgen,
-    spawn_sim,
+    start_stack,
     stop_process,
     until,
     wait_done,
-    wait_ready,
-    wait_tcp,
-    write_config,
 )
-from benchdb import postgres_server, scratch_database  # noqa: E402
-
-from callswitch.pgcluster import free_port  # noqa: E402
+from benchdb import postgres_server  # noqa: E402
 
 SALES = [f"+1312555010{i}" for i in range(10)]  # accept (lab plan)
 SUPPORT = [f"+1312555018{i}" for i in range(10)]  # accept (lab plan)
@@ -108,18 +102,9 @@ async def no_unfinished(dsn: str) -> bool:
 
 
 async def run_load(args: argparse.Namespace, server_dsn: str, tmp: Path) -> dict[str, Any]:
-    dsn, drop = await scratch_database(server_dsn)
-    work = tmp / "load"
-    work.mkdir()
-    sim_port, http_port = free_port(), free_port()
-    url = f"http://127.0.0.1:{http_port}"
-    cfg = write_config(work, port=http_port, dsn=dsn, ami_port=sim_port, limits=LOAD_LIMITS, pool=args.pool)
-    sim = spawn_sim(sim_port, work / "sim.jsonl", work / "sim.out", time_scale=args.time_scale, seed=args.seed)
-    daemon = None
-    try:
-        await wait_tcp(sim_port)
-        daemon = spawn_daemon(cfg, work / "daemon.log")
-        await wait_ready(url)
+    async with start_stack(server_dsn, tmp / "load", limits=LOAD_LIMITS, pool=args.pool,
+                           time_scale=args.time_scale, seed=args.seed) as stack:
+        dsn, url, daemon, work = stack.dsn, stack.url, stack.daemon, stack.work
         sampler = Sampler(daemon.pid, dsn)
         sampler.start()
         schedule = f"{args.warmup}:{args.steady_rate},{args.duration}:{args.rate},{args.after}:{args.steady_rate}"
@@ -127,7 +112,8 @@ async def run_load(args: argparse.Namespace, server_dsn: str, tmp: Path) -> dict
               f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
         t_load = time.time()
         gen = spawn_loadgen(url, schedule, work / "requests.jsonl", seed=args.seed)
-        sampler.watch("simulator", sim.pid)
+        if stack.sim is not None:
+            sampler.watch("simulator", stack.sim.pid)
         sampler.watch("load generator", gen.pid)
         await wait_done(gen)
         t_gen_done = time.time()
@@ -135,7 +121,7 @@ async def run_load(args: argparse.Namespace, server_dsn: str, tmp: Path) -> dict
         t_stop = time.time()
         await asyncio.to_thread(stop_process, daemon, signal.SIGTERM, 90)
         await sampler.stop()
-        stop_process(sim)
+        stop_process(stack.sim)
         results = read_results(work / "requests.jsonl")
         sim_log = SimLog.read(work / "sim.jsonl")
         conn = await asyncpg.connect(dsn)
@@ -156,10 +142,6 @@ async def run_load(args: argparse.Namespace, server_dsn: str, tmp: Path) -> dict
         sim_limits = limit_report(sim_log, LOAD_LIMITS)
         return analyse(args, results, records, sim_limits, db_limits, rings, attempts, sampler.samples,
                        t_load, t_gen_done, t_stop, daemon.returncode)
-    finally:
-        stop_process(daemon, signal.SIGKILL)
-        stop_process(sim)
-        await drop()
 
 
 def analyse(args: argparse.Namespace, results: list[dict[str, Any]], records: dict[str, Any],
@@ -245,15 +227,9 @@ def analyse(args: argparse.Namespace, results: list[dict[str, Any]], records: di
 
 async def run_queued_memory(args: argparse.Namespace, server_dsn: str, tmp: Path) -> dict[str, Any]:
     """RSS growth while requests pile up: Asterisk unreachable, so nothing is dialled."""
-    dsn, drop = await scratch_database(server_dsn)
-    work = tmp / "queued"
-    work.mkdir()
-    http_port = free_port()
-    url = f"http://127.0.0.1:{http_port}"
-    cfg = write_config(work, port=http_port, dsn=dsn, ami_port=free_port(), limits=LOAD_LIMITS, pool=args.pool)
-    daemon = spawn_daemon(cfg, work / "daemon.log")
-    try:
-        await wait_ready(url, degraded_ok=True)
+    async with start_stack(server_dsn, tmp / "queued", limits=LOAD_LIMITS, pool=args.pool,
+                           time_scale=args.time_scale, seed=args.seed, with_sim=False) as stack:
+        dsn, url, daemon, work = stack.dsn, stack.url, stack.daemon, stack.work
         warm = spawn_loadgen(url, "5:200", work / "warm.jsonl", seed=args.seed, first=5_000_000)
         await wait_done(warm)
         await asyncio.sleep(2)
@@ -274,28 +250,16 @@ async def run_queued_memory(args: argparse.Namespace, server_dsn: str, tmp: Path
         print(f"  intake alone (nothing dialled) at {rate:g} requests/s: p50 {ms(percentile(lat, 50))} ms, "
               f"p99 {ms(percentile(lat, 99))} ms")
         return {"rss_mb_per_10k_queued": round(per_10k, 2), "intake_p99_ms_no_dialling": ms(percentile(lat, 99))}
-    finally:
-        stop_process(daemon)
-        await drop()
 
 
 async def run_active_memory(args: argparse.Namespace, server_dsn: str, tmp: Path) -> dict[str, Any]:
     """RSS per call in progress: ``--active`` visitors stay on the line with as many agents."""
     k = int(args.active)
-    dsn, drop = await scratch_database(server_dsn)
-    work = tmp / "active"
-    work.mkdir()
-    sim_port, http_port = free_port(), free_port()
-    url = f"http://127.0.0.1:{http_port}"
     limits = Limits(max_calls=k + 10, trunk_channels=None, trunk_cps=None, per_destination=None,
                     members={f"+13124{i:06d}": "desk" for i in range(k)})
-    cfg = write_config(work, port=http_port, dsn=dsn, ami_port=sim_port, limits=limits, pool=10)
-    sim = spawn_sim(sim_port, work / "sim.jsonl", work / "sim.out", time_scale=args.time_scale, seed=args.seed)
-    daemon = None
-    try:
-        await wait_tcp(sim_port)
-        daemon = spawn_daemon(cfg, work / "daemon.log")
-        await wait_ready(url)
+    async with start_stack(server_dsn, tmp / "active", limits=limits, pool=10, time_scale=args.time_scale,
+                           seed=args.seed) as stack:
+        dsn, url, daemon, work = stack.dsn, stack.url, stack.daemon, stack.work
         warm = spawn_loadgen(url, f"4:{k / 2:g}", work / "warm.jsonl", seed=args.seed, first=7_000_000)
         await wait_done(warm)
         if not await until(lambda: no_unfinished(dsn), 120):
@@ -319,13 +283,9 @@ async def run_active_memory(args: argparse.Namespace, server_dsn: str, tmp: Path
         per_call = (rss1 - rss0) / max(1, connected)
         print(f"memory per active call: RSS {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MB with {connected} calls "
               f"connected: {per_call / 1024:.0f} KiB per call")
-        await hang_up_all(sim_port)
+        await hang_up_all(stack.sim_port)
         await until(lambda: no_unfinished(dsn), 60)
         return {"rss_kib_per_active_call": round(per_call / 1024, 1), "active_calls": connected}
-    finally:
-        stop_process(daemon)
-        stop_process(sim)
-        await drop()
 
 
 async def main_async(args: argparse.Namespace, server_dsn: str) -> dict[str, Any]:
