@@ -48,7 +48,7 @@ def check_phone(raw: str, policy: PhonePolicy) -> Phone:
     # phonenumbers.is_valid_number(num) is exactly this, but would look up the region a second time
     # (the costliest step for a country code shared by several regions, such as +1).
     region_code = phonenumbers.region_code_for_number(num)
-    if not phonenumbers.is_valid_number_for_region(num, region_code):
+    if region_code is None or not phonenumbers.is_valid_number_for_region(num, region_code):
         raise PhoneRejected("invalid", "not a valid phone number for its country")
     e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
     region = region_code or ""
