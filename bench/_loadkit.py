@@ -22,6 +22,7 @@ import aiohttp
 import asyncpg
 from benchdb import scratch_database
 
+from callswitch.dialer.worker import TAKEN_OVER_BY_MARK
 from callswitch.pgcluster import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,7 +145,8 @@ def spawn_daemon(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
 def spawn_sim(port: int, log: Path, out: Path, *, time_scale: float, seed: int) -> subprocess.Popen[bytes]:
     with out.open("ab") as stdout:
         return subprocess.Popen([sys.executable, str(BENCH / "_pbxsim.py"), "--port", str(port), "--log", str(log),
-                                 "--time-scale", str(time_scale), "--seed", str(seed)], env=child_env(),
+                                 "--time-scale", str(time_scale), "--seed", str(seed),
+                                 "--astdb", str(log.parent / "astdb.json")], env=child_env(),
                                 cwd=CODE, stdout=stdout, stderr=subprocess.STDOUT)
 
 
@@ -539,13 +541,18 @@ async def records_report(conn: asyncpg.Connection, sim: SimLog, accepted: Sequen
     for r in legs:
         by_req[r["rid"]].append(r)
     connected = [rid for rid, (s, o) in state.items() if s == "completed" and o == "connected"]
-    unrecorded_connected = []
+    # connected on Asterisk's word (the dialplan's AstDB mark) after the node working the call died: the leg facts
+    # that node had not written yet are missing, as nobody else saw them
+    by_mark = {r["rid"] for r in await conn.fetch(
+        "SELECT request_id::text AS rid FROM call_attempts WHERE outcome = 'connected' AND outcome_detail = $1",
+        TAKEN_OVER_BY_MARK)}
+    unrecorded_connected, legs_lost_with_node = [], []
     for rid in connected:
         got = by_req.get(rid, [])
         agent = any(r["leg"] == "agent" and r["originated_at"] and r["answered_at"] and r["ended_at"] for r in got)
         customer = any(r["leg"] == "customer" and r["originated_at"] and r["ended_at"] for r in got)
         if not (agent and customer):
-            unrecorded_connected.append(rid)
+            (legs_lost_with_node if rid in by_mark else unrecorded_connected).append(rid)
     dialled_unrecorded = sorted({str(o.get("id")) for o in sim.originates if o.get("id") not in leg_ids})
     open_legs = sum(1 for r in legs if r["ended_at"] is None)
     # a visitor who answered (seen by the PBX) in an attempt that the database does not count as connected
@@ -573,6 +580,7 @@ async def records_report(conn: asyncpg.Connection, sim: SimLog, accepted: Sequen
         "final": sum(1 for s, _o in state.values() if s in FINAL_STATES),
         "outcomes": _count(o for s, o in state.values() if s in FINAL_STATES),
         "connected": len(connected), "unrecorded_connected": unrecorded_connected,
+        "connected_by_mark": sorted(by_mark), "legs_lost_with_node": legs_lost_with_node,
         "dialled_without_record": dialled_unrecorded, "open_legs": open_legs,
         "visitor_answered_not_connected": answered_not_connected,
         "dialled_again_after_visitor_answered": later_dials, "redial_reasons": redial_reasons,

@@ -1,12 +1,14 @@
 """The AMI simulator in a process of its own, for bench/load.py and bench/faults.py.
 
-    python bench/_pbxsim.py --port 5038 --log sim.jsonl [--time-scale 0.05] [--seed 1]
+    python bench/_pbxsim.py --port 5038 --log sim.jsonl [--time-scale 0.05] [--seed 1] [--astdb astdb.json]
 
 Runs :class:`callswitch.testing.pbx.PbxSimulator` (login ``callswitch``/``secret``) so that it does
 not share the daemon's CPU, and so that killing it looks like Asterisk going away. Every Originate it
 receives and every channel it creates, answers and hangs up is appended to ``--log`` as one JSON line,
 written at once (a SIGKILL loses nothing already logged); several incarnations may append to the same
-file, each starting with a ``start`` line:
+file, each starting with a ``start`` line. With ``--astdb`` the AstDB (the dialplan's connected marks)
+is kept in that file and read back by the next incarnation, as a restarted Asterisk keeps astdb.sqlite3.
+The log:
 
     {"k": "start", "t": ..., "pid": ...}
     {"k": "orig", "t": ..., "id": ChannelId, "req": CS_REQUEST_ID, "att": CS_ATTEMPT, "dial": Channel, "ok": bool}
@@ -94,7 +96,8 @@ class LoggingSimulator(PbxSimulator):
 async def run(args: argparse.Namespace) -> None:
     with open(args.log, "a", buffering=1) as log:  # noqa: ASYNC230 - line-buffered: every line written at once
         sim = LoggingSimulator(log, users={"callswitch": "secret"}, time_scale=args.time_scale,
-                               default_behaviour=bench_behaviour, seed=args.seed)
+                               default_behaviour=bench_behaviour, seed=args.seed,
+                               astdb_file=Path(args.astdb) if args.astdb else None)
         log.write(json.dumps({"k": "start", "t": time.time(), "pid": os.getpid()}) + "\n")
         await sim.start(port=args.port)
         stop = asyncio.Event()
@@ -113,6 +116,7 @@ def main() -> None:
     parser.add_argument("--log", required=True)
     parser.add_argument("--time-scale", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--astdb", help="JSON file holding the AstDB across incarnations, as astdb.sqlite3 does")
     asyncio.run(run(parser.parse_args()))
 
 

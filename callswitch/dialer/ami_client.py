@@ -67,6 +67,7 @@ DIALER_EVENTS = (
     "Shutdown", "LocalOptimizationBegin", "LocalOptimizationEnd", "DTMFEnd",
     "CoreShowChannel", "CoreShowChannelsComplete", "Status", "StatusComplete",
     "ListDialplan", "ShowDialPlanComplete", "EndpointDetail", "EndpointDetailComplete",
+    "DBGetResponse", "DBGetComplete",
 )
 DEFAULT_EVENT_FILTERS: tuple[str, ...] = ("Event: (" + "|".join(DIALER_EVENTS) + ")",)
 
@@ -378,6 +379,17 @@ class AmiClient:
         """The PBX's channels (``CoreShowChannel`` events: Channel, Uniqueid, Linkedid, ChannelStateDesc ...)."""
         messages = await self.action("CoreShowChannels", timeout=timeout, complete_event="CoreShowChannelsComplete")
         return [m for m in messages if m.event == "CoreShowChannel"]
+
+    async def db_get(self, family: str, key: str, *, timeout: float = 5.0) -> str | None:  # noqa: ASYNC109
+        """An AstDB value (``DBGet``: write class ``reporting`` or ``system``), None if there is no such entry."""
+        try:
+            messages = await self.action("DBGet", {"Family": family, "Key": key}, timeout=timeout,
+                                         complete_event="DBGetComplete")
+        except AmiActionFailed as exc:
+            if exc.message == "Database entry not found":
+                return None
+            raise
+        return next((m.get("Val") or "" for m in messages if m.event == "DBGetResponse"), None)
 
     async def originate(
         self,

@@ -735,8 +735,10 @@ class Dialer:
 
         Nothing is dialled for it while any channel of its unfinished attempts is still up on some
         Asterisk server (the call goes on without us; we keep the lease and look again). A visitor
-        channel seen then, the request's recorded state ``connected``, or legs on record showing an
-        acceptance and an answered visitor, mean the call was connected (and it is not dialled again).
+        channel seen then, the request's recorded state ``connected``, legs on record showing an
+        acceptance and an answered visitor, or the dialplan's AstDB mark that the attempt connected
+        (written by Asterisk itself, so it holds when every event of the call was lost with the node
+        that died), mean the call was connected (and it is not dialled again).
         """
         request_id: uuid.UUID = row["id"]
         self._working.add(request_id)
@@ -760,26 +762,52 @@ class Dialer:
             last_attempt = max((a["attempt"] for a in attempts), default=None)
             recorded_connected = row["state"] == states.CONNECTED  # written only once the two were bridged
             connected = saw_customer or recorded_connected
+            marked = {a["attempt"]: await self._marked_connected(request_id, a["attempt"], a["started_at"])
+                      for a in attempts}
+            by_mark: set[int] = set()
             async with self.db.acquire() as conn:
                 for a in attempts:
                     await conn.execute(Q.close_open_legs, request_id, a["attempt"])
-                    was = (saw_customer or (recorded_connected and a["attempt"] == last_attempt)
-                           or bool(await conn.fetchval(Q.attempt_was_connected, request_id, a["attempt"])))
+                    on_record = (saw_customer or (recorded_connected and a["attempt"] == last_attempt)
+                                 or bool(await conn.fetchval(Q.attempt_was_connected, request_id, a["attempt"])))
+                    was = on_record or marked[a["attempt"]]
+                    if was and not on_record:
+                        by_mark.add(a["attempt"])
                     connected = connected or was
                     await self.queue.finish_attempt(conn, request_id, a["attempt"], "connected" if was else "unknown",
-                                                    "settled after the dialer node stopped mid-call")
+                                                    TAKEN_OVER_BY_MARK if a["attempt"] in by_mark else TAKEN_OVER)
                     await conn.execute(Q.free_attempt_legs, request_id, a["attempt"])
             last = max((a["attempt"] for a in attempts), default=row["attempts"])
             result = AttemptResult("connected" if connected else "failed", not connected,
-                                   "settled after the dialer node stopped mid-call", connected, None)
+                                   TAKEN_OVER_BY_MARK if last in by_mark else TAKEN_OVER, connected, None)
             await self._finish(request_id, last, result)
-            log.info("takeover_settled", callback_id=str(request_id), connected=connected)
+            log.info("takeover_settled", callback_id=str(request_id), connected=connected,
+                     marked_on_asterisk=sorted(n for n, yes in marked.items() if yes))
         except Exception as exc:
             if not is_unavailable(exc):
                 log.exception("takeover_failed", callback_id=str(request_id))
         finally:
             self._working.discard(request_id)
             self._wake.set()  # room for one more
+
+    async def _marked_connected(self, request_id: uuid.UUID, attempt: int, started_at: datetime) -> bool:
+        """Does an Asterisk hold the dialplan's AstDB mark that this attempt connected (callswitch-mark-connected)?
+
+        An Asterisk that can't be asked, or an older dialplan without the mark, answers no: the attempt is then
+        settled from the records alone, as before the mark existed.
+        """
+        key = f"{request_id}-{attempt}"
+        for family in connected_mark_families(started_at, self.clock()):
+            for client in self.clients:
+                if not client.connected:
+                    continue
+                try:
+                    if await client.db_get(family, key) is not None:
+                        return True
+                except AmiError as exc:
+                    log.warning("astdb_unreadable", callback_id=str(request_id), attempt=attempt,
+                                asterisk=client.server.name, error=str(exc))
+        return False
 
     async def _live_channels(self, leg_ids: set[str]) -> list[Any] | None:
         """Channels of these legs (or created by them) still up on any Asterisk; None if one can't be asked."""
@@ -795,6 +823,22 @@ class Dialer:
                 return None
             live += [ch for ch in channels if ch.get("Uniqueid") in leg_ids or ch.get("Linkedid") in leg_ids]
         return live
+
+
+TAKEN_OVER = "settled after the dialer node stopped mid-call"
+# connected on Asterisk's word alone: the legs' answer and acceptance times the dead node had not written are missing
+TAKEN_OVER_BY_MARK = "settled after the dialer node stopped mid-call: connected by Asterisk's AstDB mark"
+
+
+def connected_mark_families(started_at: datetime, now: datetime) -> list[str]:
+    """The AstDB families that may hold the connected mark of an attempt started at ``started_at``: one per
+    UTC day from its start to ``now``, newest first, at most four (the dialplan keeps about three days)."""
+    day, last = started_at.astimezone(UTC).date(), now.astimezone(UTC).date()
+    days = []
+    while day <= last:
+        days.append(day)
+        day += timedelta(days=1)
+    return [f"callswitch-connected-{d:%Y%m%d}" for d in reversed(days)][:4]
 
 
 def order_members(

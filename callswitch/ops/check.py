@@ -11,7 +11,7 @@ from callswitch.routing.rules import Rules
 
 # the contexts the daemon originates into or the dialplan jumps to (asterisk/extensions_callswitch.conf)
 REQUIRED_CONTEXTS = ("callswitch-agent", "callswitch-confirm", "callswitch-customer", "callswitch-predial",
-                     "callswitch-leg-ended")
+                     "callswitch-leg-ended", "callswitch-mark-connected")
 _PJSIP = re.compile(r"^PJSIP/(?:[^@/]*@)?([A-Za-z0-9_.+-]+)$")
 
 Result = tuple[str, bool, str]

@@ -28,6 +28,11 @@ What it does, exactly as the captures in the project's shared/asterisk show:
   up first releases the other (``end_marked_any``: Result ENDMARKED). ``ConfbridgeKick`` answers as
   app_confbridge does. This part is NOT from a capture: no ConfBridge events (the daemon's event
   filter drops them), talk time ``TALK_S`` recorded seconds.
+* AstDB as the shipped dialplan writes it: ``callswitch-mark-connected`` when an agent-first visitor
+  answers (the customer's DialEnd ANSWER) and when a customer-first agent joins; ``DBGet`` answers as
+  Asterisk 22's ``manager_dbget()`` does (a list of one DBGetResponse and DBGetComplete, or ``Database
+  entry not found``). With ``astdb_file`` the database outlives the simulator, as Asterisk's astdb.sqlite3
+  does.
 
 Not simulated: Originate into callswitch-ringall / Local channels (refused with ``Response: Error``),
 CEL, RTCP timing accuracy.
@@ -38,12 +43,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import random
 import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from callswitch.ami.protocol import AmiMessage, AmiParser
@@ -64,7 +71,7 @@ PROMPT_S = 2.0  # customer-first: connect prompt / goodbye prompt
 KNOWN_CONTEXTS = frozenset({
     "callswitch-agent", "callswitch-confirm", "callswitch-customer", "callswitch-predial",
     "callswitch-ringall", "callswitch-ringall-member", "callswitch-member-confirm",
-    "callswitch-customer-first", "callswitch-leg-ended", "callswitch-from-carrier",
+    "callswitch-customer-first", "callswitch-leg-ended", "callswitch-from-carrier", "callswitch-mark-connected",
 })
 KNOWN_TECHS = frozenset({"PJSIP", "Local", "SIP", "IAX2", "DAHDI"})
 
@@ -127,6 +134,8 @@ class _Channel:
 class _Call:
     action_id: str
     channel_id: str
+    request_id: str = ""
+    attempt: str = "1"
     task: asyncio.Task[None] | None = None
     waits_for_hangup: bool = False
     hangup_requested: asyncio.Event = field(default_factory=asyncio.Event)
@@ -163,6 +172,7 @@ class PbxSimulator:
         seed: int = 0,
         endpoints: tuple[str, ...] = ("carrier", "trunk"),
         contexts: frozenset[str] = KNOWN_CONTEXTS,
+        astdb_file: Path | None = None,
     ) -> None:
         self.users = dict(users or {"callswitch": "secret"})
         self.endpoints = set(endpoints)  # PJSIP endpoints that "exist" (PJSIPShowEndpoint)
@@ -184,6 +194,11 @@ class PbxSimulator:
         self._active_ids: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.conferences: dict[str, _Conference] = {}
+        # AstDB: family -> key -> value, as written by the shipped dialplan (callswitch-mark-connected); kept in
+        # ``astdb_file`` (JSON) if given, so that it outlives a restart of the simulator as Asterisk's does
+        self.astdb_file = astdb_file
+        self.astdb: dict[str, dict[str, str]] = json.loads(astdb_file.read_text()) if (
+            astdb_file is not None and astdb_file.exists()) else {}
         self.port = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -365,6 +380,22 @@ class PbxSimulator:
                 reply("Error", ("Message", "Command output follows"), ("Output", f"No such command '{cmd}'"))
             else:
                 reply("Success", ("Message", "Command output follows"), *[("Output", line) for line in out])
+        elif lname == "dbget":
+            # as manager_dbget() in Asterisk 22's main/db.c
+            family, key = m.get_ci("Family") or "", m.get_ci("Key") or ""
+            value = self.astdb.get(family, {}).get(key)
+            if not family:
+                reply("Error", ("Message", "No family specified."))
+            elif not key:
+                reply("Error", ("Message", "No key specified."))
+            elif value is None:
+                reply("Error", ("Message", "Database entry not found"))
+            else:
+                reply("Success", ("EventList", "start"), ("Message", "Result will follow"))
+                self._send(s, _block(("Event", "DBGetResponse"), ("Family", family), ("Key", key), ("Val", value),
+                                     *ahdr))
+                self._send(s, _block(("Event", "DBGetComplete"), *ahdr, ("EventList", "Complete"),
+                                     ("ListItems", "1")))
         elif lname == "originate":
             self._originate(s, m, reply)
         elif lname == "confbridgekick":
@@ -479,7 +510,7 @@ class PbxSimulator:
         self._active_ids.add(chan_id)
         if asynchronous:
             reply("Success", ("Message", "Originate successfully queued"))
-        call = _Call(aid, chan_id)
+        call = _Call(aid, chan_id, variables.get("CS_REQUEST_ID", aid), variables.get("CS_ATTEMPT", "1"))
         if context == "callswitch-customer-first":
             call.task = self._spawn(self._run_customer_first(call, m, variables, asynchronous, reply))
         else:
@@ -557,6 +588,27 @@ class PbxSimulator:
             self._broadcast(raw)
         finally:
             self._current_call = None
+        # the customer's Dial() (it has a calling Channel, the agent's own Originate has none) answered: the
+        # dialplan's U(callswitch-mark-connected) runs on the customer's channel
+        if raw.startswith("Event: DialEnd\r\n"):
+            m = AmiMessage(raw)
+            if m.get("Channel") and m.get("DialStatus") == "ANSWER":
+                self.mark_connected(call.request_id, call.attempt)
+
+    def mark_connected(self, request_id: str, attempt: str) -> None:
+        """callswitch-mark-connected of the shipped dialplan: today's mark, the marks of 2 and 3 days ago deleted."""
+        now = int(time.time())
+
+        def family(at: int) -> str:
+            return f"callswitch-connected-{time.strftime('%Y%m%d', time.gmtime(at))}"
+
+        self.astdb.setdefault(family(now), {})[f"{request_id}-{attempt}"] = str(now)
+        for days in (2, 3):
+            self.astdb.pop(family(now - days * 86400), None)
+        if self.astdb_file is not None:
+            tmp = self.astdb_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.astdb))
+            tmp.replace(self.astdb_file)
 
     async def _run_call(self, call: _Call, m: AmiMessage, variables: dict[str, str], asynchronous: bool,
                         reply: Callable[..., None]) -> None:
@@ -631,6 +683,7 @@ class PbxSimulator:
         ch = self._call_channel(call)
         conf.agent = ch.name if ch else None
         parties = int(conf.customer is not None and not conf.customer_left.is_set())
+        self.mark_connected(call.request_id, call.attempt)  # Gosub(callswitch-mark-connected) before the event
         self._user_event(call, "CallswitchJoined", [*ids, ("Parties", str(parties))])
         call.waits_for_hangup = True
         if call.hangup_requested.is_set():

@@ -45,7 +45,7 @@ from callswitch.config import load_config
 from callswitch.db.pool import Database
 from callswitch.db.wakeup import WorkSignal
 from callswitch.dialer.ami_client import AmiActionFailed, AmiClient, AmiServer
-from callswitch.dialer.worker import Dialer
+from callswitch.dialer.worker import Dialer, connected_mark_families
 from callswitch.routing.reload import RulesHolder
 
 AMI = os.environ.get("CALLSWITCH_TEST_AMI", "")
@@ -55,7 +55,7 @@ pytestmark = [
 ]
 CONTEXTS = ("callswitch-agent", "callswitch-confirm", "callswitch-customer", "callswitch-predial",
             "callswitch-leg-ended", "callswitch-ringall", "callswitch-ringall-member", "callswitch-member-confirm",
-            "callswitch-customer-first", "callswitch-from-carrier")
+            "callswitch-customer-first", "callswitch-from-carrier", "callswitch-mark-connected")
 TRUNK = os.environ.get("CALLSWITCH_TEST_TRUNK", "PJSIP/{number}@carrier")
 SAY_DIGITS = os.environ.get("CALLSWITCH_TEST_SAY_DIGITS", "2")
 CARRIER_CDR = os.environ.get("CALLSWITCH_TEST_CARRIER_CDR", "")
@@ -383,6 +383,7 @@ class Outcome:
     legs: list[tuple[str, str | None]]
     attempts: list[tuple[str | None, str | None]]
     started: datetime
+    marked: bool  # Asterisk's AstDB holds callswitch-mark-connected's entry for attempt 1 (read with DBGet)
 
 
 async def run_request(
@@ -445,8 +446,11 @@ async def run_request(
         row = await conn.fetchrow("SELECT state, outcome FROM callback_requests WHERE id = $1", rid)
         legs = await conn.fetch("SELECT leg, disposition FROM call_legs WHERE request_id = $1 ORDER BY id", rid)
         attempts = await conn.fetch("SELECT outcome, outcome_detail FROM call_attempts WHERE request_id = $1", rid)
+        marked = False
+        for family in connected_mark_families(started, datetime.now(UTC)):
+            marked = marked or await dialer.clients[0].db_get(family, f"{rid}-1") is not None
         return Outcome(row["state"], row["outcome"], [(r["leg"], r["disposition"]) for r in legs],
-                       [(r["outcome"], r["outcome_detail"]) for r in attempts], started)
+                       [(r["outcome"], r["outcome_detail"]) for r in attempts], started, marked)
     finally:
         await conn.close()
         await dialer.stop(10)
@@ -472,6 +476,7 @@ async def test_agent_first_call_through_the_shipped_dialplan(clean_db: str, tmp_
     result = await run_request(clean_db, tmp_path, AGENT_ACCEPTS, VISITOR_ANSWERS)
     assert (result.state, result.outcome) == ("completed", "connected"), result.attempts
     assert result.legs == [("agent", "accepted"), ("customer", "answered")]
+    assert result.marked  # Dial U(callswitch-mark-connected) on the visitor's channel wrote the AstDB entry
     if CARRIER_CDR:
         await asyncio.sleep(0.5)
         row = carrier_cdr_row(VISITOR_ANSWERS, result.started)
@@ -500,6 +505,7 @@ async def test_dialer_outcome(clean_db: str, tmp_path: Path, agent: str, visitor
     result = await run_request(clean_db, tmp_path, agent, visitor, ring_timeout=6, customer_timeout=6)
     assert (result.state, result.outcome) == ("failed", outcome), result.attempts
     assert result.legs == legs, result.attempts
+    assert not result.marked  # nobody was connected: no AstDB entry
 
 
 @pytest.mark.usefixtures("short_announcement")
@@ -524,6 +530,7 @@ async def test_customer_first_through_the_shipped_dialplan(
                                mode="customer_first", hang_up_connected_after=3)
     assert (result.state, result.outcome) == (state, outcome), result.attempts
     assert result.legs == legs, result.attempts
+    assert result.marked == (outcome == "connected")  # the joining agent's Gosub(callswitch-mark-connected)
     if CARRIER_CDR and outcome == "connected":
         await asyncio.sleep(0.5)
         row = carrier_cdr_row(visitor, result.started)

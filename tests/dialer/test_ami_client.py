@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -20,12 +22,14 @@ from callswitch.dialer.ami_client import (
     AmiNotConnected,
     AmiServer,
 )
+from callswitch.dialer.worker import connected_mark_families
 from callswitch.testing.pbx import PbxSimulator
 
 USER, SECRET = "callswitch", "s3cret-value"
 AGENT_BUSY = "13125550131"  # refused at once: OriginateResponse Failure
 AGENT_NOANSWER = "13125550121"  # rings until the Originate Timeout
 AGENT_ACCEPTS = "13125550101"
+AGENT_DECLINES = "13125550111"
 CUSTOMER_STAYS = "17735550211"  # stays on the line until a Hangup action
 
 
@@ -474,3 +478,43 @@ async def test_list_actions_collect_their_events(sim: Pbx, make_client: MakeClie
     with pytest.raises(AmiActionFailed, match="No such channel"):
         await client.action("Status", {"Channel": "PJSIP/nobody-00000000"})
     assert client.connected
+
+
+async def test_db_get_reads_the_dialplans_connected_mark(sim: Pbx, make_client: MakeClient) -> None:
+    """The visitor answering writes callswitch-mark-connected's AstDB entry; DBGet reads it back as Asterisk 22's
+    manager_dbget() answers (a one-item list), and an entry that isn't there is None, not an error."""
+    events: list[AmiMessage] = []
+    client = make_client(sim.port, events)
+    await client.start()
+    assert await client.wait_connected(5)
+    day = time.strftime("%Y%m%d", time.gmtime())
+    family = f"callswitch-connected-{day}"
+    assert await client.db_get(family, "req-cbD1-1") is None  # not answered yet
+
+    await client.originate(**originate_args("cbD1", AGENT_ACCEPTS, CUSTOMER_STAYS))
+    await eventually(lambda: sum(m.event == "BridgeEnter" for m in events) == 2)
+    value = await client.db_get(family, "req-cbD1-1")
+    assert value is not None and abs(int(value) - time.time()) < 60
+    answer = await client.action("DBGet", {"Family": family, "Key": "req-cbD1-1"}, complete_event="DBGetComplete")
+    assert [m.event or m.response for m in answer] == ["Success", "DBGetResponse", "DBGetComplete"]
+    assert (answer[0]["EventList"], answer[0]["Message"]) == ("start", "Result will follow")
+    assert (answer[1]["Family"], answer[1]["Key"], answer[2]["ListItems"]) == (family, "req-cbD1-1", "1")
+    assert await client.db_get(family, "req-cbD1-2") is None  # another attempt of the request
+    with pytest.raises(AmiActionFailed, match="No key specified"):
+        await client.action("DBGet", {"Family": family})
+
+    # an agent who declines connects nobody: no mark
+    await client.originate(**originate_args("cbD2", AGENT_DECLINES))
+    await eventually(lambda: any(m.get("UserEvent") == "CallswitchLegEnded" and m.get("RequestId") == "req-cbD2"
+                                 for m in events))
+    assert await client.db_get(family, "req-cbD2-1") is None
+
+
+def test_connected_mark_families_cover_every_utc_day_of_the_attempt() -> None:
+    start = datetime(2026, 11, 22, 23, 59, tzinfo=UTC)
+    assert connected_mark_families(start, start + timedelta(minutes=2)) == [
+        "callswitch-connected-20261123", "callswitch-connected-20261122"]
+    berlin = timezone(timedelta(hours=1))
+    assert connected_mark_families(datetime(2026, 11, 23, 0, 30, tzinfo=berlin),
+                                   datetime(2026, 11, 23, 0, 40, tzinfo=berlin)) == ["callswitch-connected-20261122"]
+    assert len(connected_mark_families(start, start + timedelta(days=9))) == 4  # the dialplan keeps ~3 days

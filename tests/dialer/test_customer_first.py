@@ -212,6 +212,8 @@ async def test_end_to_end_visitor_first_then_the_second_member_accepts(stack: St
     assert (await _events(st, rid))[-6:] == ["dialing_customer", "dialing_agent", "agent_answered", "accepted",
                                              "connected", "completed"]
     assert await st.fetch("SELECT * FROM dialer_channels") == []
+    # the join marked the attempt connected in AstDB (callswitch-mark-connected), for a take-over to read
+    assert [key for keys in st.sim.astdb.values() for key in keys] == [f"{rid}-1"]
 
 
 async def test_end_to_end_nobody_accepts_and_the_visitor_is_let_go(stack: StackFactory) -> None:
@@ -221,6 +223,7 @@ async def test_end_to_end_nobody_accepts_and_the_visitor_is_let_go(stack: StackF
     assert (row["state"], row["outcome"]) == ("failed", "no_agent")
     assert await _legs(st, rid) == [("customer", "+17735550210", "answered"), ("agent", "+13125550110", "declined")]
     assert not st.sim.conferences  # the conference is gone: the visitor was released (ConfbridgeKick)
+    assert st.sim.astdb == {}  # answered, but nobody joined: not connected
 
 
 async def test_end_to_end_busy_visitor_no_agent_is_disturbed(stack: StackFactory) -> None:

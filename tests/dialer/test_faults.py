@@ -13,12 +13,14 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from callswitch.dialer.ami_client import AmiClient, AmiServer
+from callswitch.dialer.worker import TAKEN_OVER_BY_MARK
 from callswitch.pgcluster import LocalCluster
 from callswitch.testing.pbx import PbxSimulator, lab_behaviour
 from tests.conftest import with_database
@@ -146,6 +148,29 @@ def start_daemon(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
+async def post_when_up(http_port: int, phone: str) -> str:
+    """POST a callback request as soon as the daemon answers; its id."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, asyncio.timeout(30):
+        while True:
+            try:
+                async with http.post(f"http://127.0.0.1:{http_port}/v1/callbacks",
+                                     json={"site_key": "pk_shop_123456", "name": "Ada", "phone": phone},
+                                     headers={"Origin": "https://shop.example"}) as resp:
+                    if resp.status == 202:
+                        return str((await resp.json())["id"])
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 30, every: float = 0.05) -> None:
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(every)
+
+
 async def test_daemon_killed_mid_call_is_taken_over_without_dialling_again(clean_db: str, tmp_path: Path) -> None:
     from callswitch.pgcluster import free_port
 
@@ -160,23 +185,12 @@ async def test_daemon_killed_mid_call_is_taken_over_without_dialling_again(clean
     second = None
     conn = await asyncpg.connect(clean_db)
     try:
-        import aiohttp
+        rid = await post_when_up(http_port, STAYS)
 
-        async with aiohttp.ClientSession() as http, asyncio.timeout(30):
-            while True:
-                try:
-                    async with http.post(f"http://127.0.0.1:{http_port}/v1/callbacks",
-                                         json={"site_key": "pk_shop_123456", "name": "Ada", "phone": STAYS},
-                                         headers={"Origin": "https://shop.example"}) as resp:
-                        if resp.status == 202:
-                            rid = (await resp.json())["id"]
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.1)
-        async with asyncio.timeout(30):
-            while await conn.fetchval("SELECT state FROM callback_requests WHERE id = $1::uuid", rid) != "connected":
-                await asyncio.sleep(0.05)
+        async def state_is_connected() -> bool:
+            return await conn.fetchval("SELECT state FROM callback_requests WHERE id = $1::uuid", rid) == "connected"
+
+        await wait_until(state_is_connected)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         second = start_daemon(cfg, log)
@@ -195,6 +209,72 @@ async def test_daemon_killed_mid_call_is_taken_over_without_dialling_again(clean
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
                 proc.terminate()
+                proc.wait(15)
+        await sim.stop()
+
+
+@pytest.mark.parametrize("mark_kept", [True, False], ids=["astdb-mark", "mark-lost"])
+async def test_visitor_who_answered_after_the_daemon_died_is_not_dialled_again(
+    clean_db: str, tmp_path: Path, mark_kept: bool
+) -> None:
+    """The daemon dies after the agent accepted, before the visitor answers; the call goes on in Asterisk and
+    ends before another daemon takes the request over. Nothing on record says the visitor answered: only the
+    dialplan's AstDB mark (callswitch-mark-connected) does. Without it (``mark-lost``, the control) the
+    take-over counts the attempt as failed and dials the visitor again."""
+    from callswitch.pgcluster import free_port
+
+    sim = PbxSimulator(users={"callswitch": "secret"}, time_scale=0.1)  # 0.2 s between acceptance and answer
+    await sim.start()
+    (tmp_path / "routing.yaml").write_text(ROUTING)
+    cfg = tmp_path / "callswitch.yaml"
+    http_port = free_port()
+    cfg.write_text(textwrap.dedent(CONFIG.format(http_port=http_port, dsn=clean_db, ami_port=sim.port)))
+    log = tmp_path / "daemon.log"
+    first = start_daemon(cfg, log)
+    second = None
+    conn = await asyncpg.connect(clean_db)
+    try:
+        rid = await post_when_up(http_port, STAYS)
+
+        async def agent_accepted() -> bool:
+            state = await conn.fetchval("SELECT state FROM callback_requests WHERE id = $1::uuid", rid)
+            return state in ("accepted", "dialing_customer")
+
+        await wait_until(agent_accepted, every=0.01)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        assert await conn.fetchval("SELECT state FROM callback_requests WHERE id = $1::uuid", rid) != "connected"
+
+        async def visitor_answered() -> bool:
+            return any(f"{rid}-1" in keys for keys in sim.astdb.values())
+
+        await wait_until(visitor_answered, timeout=10)
+        assert await hang_up_everything(sim.port) >= 1  # the call ends while no daemon is alive
+        if not mark_kept:
+            sim.astdb.clear()
+        second = start_daemon(cfg, log)
+
+        async def settled() -> bool:  # finished, or (the control) dialled again
+            done = await conn.fetchval("SELECT finished_at FROM callback_requests WHERE id = $1::uuid", rid)
+            return done is not None or len(sim.originates) > 1
+
+        await wait_until(settled, timeout=60, every=0.1)
+        first_attempt, detail = await conn.fetchrow(
+            "SELECT outcome, outcome_detail FROM call_attempts WHERE request_id = $1::uuid AND attempt = 1", rid)
+        if mark_kept:
+            row = await conn.fetchrow("SELECT state, outcome FROM callback_requests WHERE id = $1::uuid", rid)
+            assert (row["state"], row["outcome"], first_attempt) == ("completed", "connected", "connected"), \
+                log.read_text()[-3000:]
+            assert detail == TAKEN_OVER_BY_MARK  # analysts can tell why its legs lack the answer
+            assert len(sim.originates) == 1  # the visitor was not called again
+        else:
+            assert first_attempt == "failed", log.read_text()[-3000:]
+            assert len(sim.originates) == 2  # dialled again: what the mark prevents
+    finally:
+        await conn.close()
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()  # the control's second call is still up: no drain
                 proc.wait(15)
         await sim.stop()
 
