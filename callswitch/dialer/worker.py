@@ -60,7 +60,7 @@ from callswitch.dialer.flow import (
     SetState,
     UpdateLeg,
 )
-from callswitch.dialer.interpret import Fact, Interpreter, LegEnded
+from callswitch.dialer.interpret import CustomerAnswered, Fact, Interpreter, LegEnded, customer_leg_id
 from callswitch.dialer.legwriter import LegInsert, LegWriter
 from callswitch.dialer.queue import LegReservation, Limits, Queue
 from callswitch.logs import get_logger
@@ -220,6 +220,7 @@ class Dialer:
         for active in list(self._attempts.values()):
             if active.client is not client:
                 continue
+            vanished = []
             for leg_id in list(active.roles):
                 channel = active.channels.get(leg_id)
                 if channel is not None:
@@ -229,7 +230,31 @@ class Dialer:
                 else:
                     continue  # a visitor leg never seen on a channel: its agent leg's end settles it
                 if not alive:
-                    active.facts.put_nowait(self._synthetic_end(active, leg_id, "failed", now))
+                    vanished.append(leg_id)
+            if vanished:
+                answered = await self._answer_lost_while_away(active)
+                if answered is not None:
+                    active.facts.put_nowait(answered)
+            for leg_id in vanished:
+                active.facts.put_nowait(self._synthetic_end(active, leg_id, "failed", now))
+
+    async def _answer_lost_while_away(self, active: _Attempt) -> CustomerAnswered | None:
+        """Agent-first: the visitor's answer, when its events were lost with the AMI link and the call is over,
+        from the dialplan's AstDB mark (at the time the mark was written). None if the attempt is known to be
+        connected already, is customer-first (its answer is the originated leg's own), or has no mark."""
+        if active.flow.customer_first or active.state in (states.CONNECTED, states.COMPLETED):
+            return None
+        agents = [leg_id for leg_id, role in active.roles.items() if role == "agent"]
+        agent = active.flow.winner or (agents[-1] if agents else None)
+        if agent is None:
+            return None
+        marked_at = await self._connected_mark(active.request_id, active.attempt, active.created_at, on=active.client)
+        if marked_at is None:
+            return None
+        log.info("answer_recovered_from_astdb", callback_id=str(active.request_id), attempt=active.attempt,
+                 agent_leg_id=agent)
+        return CustomerAnswered(leg_id=customer_leg_id(agent), request_id=str(active.request_id),
+                                attempt=active.attempt, role="customer", agent_leg_id=agent, at=marked_at)
 
     # -- loops ----------------------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
@@ -791,23 +816,30 @@ class Dialer:
             self._wake.set()  # room for one more
 
     async def _marked_connected(self, request_id: uuid.UUID, attempt: int, started_at: datetime) -> bool:
-        """Does an Asterisk hold the dialplan's AstDB mark that this attempt connected (callswitch-mark-connected)?
+        return await self._connected_mark(request_id, attempt, started_at) is not None
 
-        An Asterisk that can't be asked, or an older dialplan without the mark, answers no: the attempt is then
-        settled from the records alone, as before the mark existed.
+    async def _connected_mark(self, request_id: uuid.UUID, attempt: int, started_at: datetime,
+                              on: AmiClient | None = None) -> datetime | None:
+        """When the dialplan marked this attempt connected in an Asterisk's AstDB (callswitch-mark-connected), or None.
+
+        Asks every connected Asterisk, or only ``on`` (from its ``on_connected`` hook, before it counts as
+        connected). An Asterisk that can't be asked, or an older dialplan without the mark, answers None: the
+        attempt is then settled from the records alone, as before the mark existed.
         """
         key = f"{request_id}-{attempt}"
         for family in connected_mark_families(started_at, self.clock()):
-            for client in self.clients:
-                if not client.connected:
+            for client in self.clients if on is None else [on]:
+                if on is None and not client.connected:
                     continue
                 try:
-                    if await client.db_get(family, key) is not None:
-                        return True
+                    value = await client.db_get(family, key)
                 except AmiError as exc:
                     log.warning("astdb_unreadable", callback_id=str(request_id), attempt=attempt,
                                 asterisk=client.server.name, error=str(exc))
-        return False
+                    continue
+                if value is not None:
+                    return _mark_time(value, self.clock())
+        return None
 
     async def _live_channels(self, leg_ids: set[str]) -> list[Any] | None:
         """Channels of these legs (or created by them) still up on any Asterisk; None if one can't be asked."""
@@ -828,6 +860,14 @@ class Dialer:
 TAKEN_OVER = "settled after the dialer node stopped mid-call"
 # connected on Asterisk's word alone: the legs' answer and acceptance times the dead node had not written are missing
 TAKEN_OVER_BY_MARK = "settled after the dialer node stopped mid-call: connected by Asterisk's AstDB mark"
+
+
+def _mark_time(value: str, fallback: datetime) -> datetime:
+    """The mark's value is the dialplan's ${EPOCH} when it was written."""
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (ValueError, OverflowError, OSError):
+        return fallback
 
 
 def connected_mark_families(started_at: datetime, now: datetime) -> list[str]:

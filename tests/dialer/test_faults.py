@@ -106,6 +106,50 @@ async def test_visitor_answering_while_the_events_are_lost_is_known_after_the_re
     assert sorted((r["leg"], r["disposition"]) for r in legs) == [("agent", "accepted"), ("customer", "answered")]
 
 
+@pytest.mark.parametrize("mark_kept", [True, False], ids=["astdb-mark", "mark-lost"])
+async def test_call_that_connected_and_ended_while_the_events_were_lost(stack: StackFactory, mark_kept: bool) -> None:
+    """The AMI link is deaf from the acceptance until after the call ended: after the reconnect no channel is
+    left to ask, and only the dialplan's AstDB mark says the visitor answered. With it the call counts as
+    connected; without it (``mark-lost``, the control) the agent's vanished leg ends the attempt as not
+    reached and the visitor is dialled again."""
+    st = await stack(retries=1)
+    st.sim.time_scale = 0.3  # slow enough to go deaf between the acceptance and the visitor's answer
+    rid = await st.post(STAYS)
+    async with asyncio.timeout(30):
+        while (await st.fetch("SELECT state FROM callback_requests WHERE id = $1::uuid", rid))[0]["state"] not in (
+                "accepted", "dialing_customer"):
+            await asyncio.sleep(0.02)
+    for session in st.sim._sessions.values():
+        session.events = False  # nothing reaches the daemon from now on (the link is half dead)
+    async with asyncio.timeout(20):
+        while not any(f"{rid}-1" in keys for keys in st.sim.astdb.values()):  # the visitor answered
+            await asyncio.sleep(0.05)
+    for ch in list(st.sim.channels.values()):  # the call ends, unheard
+        st.sim._hangup(ch)
+    async with asyncio.timeout(10):
+        while st.sim.channels:
+            await asyncio.sleep(0.05)
+    if not mark_kept:
+        st.sim.astdb.clear()
+    client = st.dialer.clients[0]
+    await st.sim.drop_connections()
+    async with asyncio.timeout(10):
+        while client.reconnects < 1 or not client.connected:
+            await asyncio.sleep(0.05)
+    if mark_kept:
+        row = await st.wait_final(rid)
+        assert (row["state"], row["outcome"]) == ("completed", "connected")
+        assert len(st.sim.originates) == 1
+        legs = await st.fetch("SELECT leg, answered_at FROM call_legs WHERE request_id = $1::uuid ORDER BY leg", rid)
+        assert [r["leg"] for r in legs] == ["agent", "customer"] and legs[1]["answered_at"] is not None
+    else:
+        async with asyncio.timeout(20):
+            while len(st.sim.originates) < 2:
+                await asyncio.sleep(0.05)
+        attempt = await st.fetch("SELECT outcome FROM call_attempts WHERE request_id = $1::uuid AND attempt = 1", rid)
+        assert attempt[0]["outcome"] != "connected"
+
+
 async def test_asterisk_restarted_mid_call(stack: StackFactory) -> None:
     st = await stack()
     rid = await st.post(STAYS)
