@@ -232,29 +232,34 @@ class Dialer:
                 if not alive:
                     vanished.append(leg_id)
             if vanished:
-                answered = await self._answer_lost_while_away(active)
-                if answered is not None:
-                    active.facts.put_nowait(answered)
+                for fact in await self._answer_lost_while_away(active, now):
+                    active.facts.put_nowait(fact)
             for leg_id in vanished:
                 active.facts.put_nowait(self._synthetic_end(active, leg_id, "failed", now))
 
-    async def _answer_lost_while_away(self, active: _Attempt) -> CustomerAnswered | None:
-        """Agent-first: the visitor's answer, when its events were lost with the AMI link and the call is over,
-        from the dialplan's AstDB mark (at the time the mark was written). None if the attempt is known to be
-        connected already, is customer-first (its answer is the originated leg's own), or has no mark."""
+    async def _answer_lost_while_away(self, active: _Attempt, now: datetime) -> list[Fact]:
+        """Agent-first: the visitor's answer and end, when their events were lost with the AMI link and the call
+        is over, from the dialplan's AstDB mark (answered when the mark was written; the end is only known to
+        have come by ``now``). Nothing if the attempt is known to be connected already, is customer-first (its
+        answer is the originated leg's own), or has no mark."""
         if active.flow.customer_first or active.state in (states.CONNECTED, states.COMPLETED):
-            return None
+            return []
         agents = [leg_id for leg_id, role in active.roles.items() if role == "agent"]
         agent = active.flow.winner or (agents[-1] if agents else None)
         if agent is None:
-            return None
+            return []
         marked_at = await self._connected_mark(active.request_id, active.attempt, active.created_at, on=active.client)
         if marked_at is None:
-            return None
+            return []
         log.info("answer_recovered_from_astdb", callback_id=str(active.request_id), attempt=active.attempt,
                  agent_leg_id=agent)
-        return CustomerAnswered(leg_id=customer_leg_id(agent), request_id=str(active.request_id),
-                                attempt=active.attempt, role="customer", agent_leg_id=agent, at=marked_at)
+        leg_id, request_id = customer_leg_id(agent), str(active.request_id)
+        return [
+            CustomerAnswered(leg_id=leg_id, request_id=request_id, attempt=active.attempt, role="customer",
+                             agent_leg_id=agent, at=marked_at),
+            LegEnded(leg_id=leg_id, request_id=request_id, attempt=active.attempt, role="customer",
+                     agent_leg_id=agent, at=now, disposition="answered"),
+        ]
 
     # -- loops ----------------------------------------------------------------------------------------
     async def _claim_loop(self) -> None:

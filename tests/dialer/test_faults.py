@@ -140,8 +140,10 @@ async def test_call_that_connected_and_ended_while_the_events_were_lost(stack: S
         row = await st.wait_final(rid)
         assert (row["state"], row["outcome"]) == ("completed", "connected")
         assert len(st.sim.originates) == 1
-        legs = await st.fetch("SELECT leg, answered_at FROM call_legs WHERE request_id = $1::uuid ORDER BY leg", rid)
-        assert [r["leg"] for r in legs] == ["agent", "customer"] and legs[1]["answered_at"] is not None
+        legs = await st.fetch("SELECT leg, disposition, answered_at, ended_at FROM call_legs "
+                              "WHERE request_id = $1::uuid ORDER BY leg", rid)
+        assert [(r["leg"], r["disposition"]) for r in legs] == [("agent", "accepted"), ("customer", "answered")]
+        assert all(r["answered_at"] and r["ended_at"] for r in legs)
     else:
         async with asyncio.timeout(20):
             while len(st.sim.originates) < 2:
