@@ -7,13 +7,15 @@ Each ends with the request in a final state, its legs recorded, and no leg origi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -58,6 +60,16 @@ def assert_no_leg_originated_twice(sim: PbxSimulator) -> None:
     assert len(ids) == len(set(ids)), ids
 
 
+async def go_deaf_once_accepted(st: Stack, rid: str) -> None:
+    """Once the agent accepted, nothing more reaches the daemon over AMI (the link is half dead)."""
+    async with asyncio.timeout(30):
+        while (await st.fetch("SELECT state FROM callback_requests WHERE id = $1::uuid", rid))[0]["state"] not in (
+                "accepted", "dialing_customer"):
+            await asyncio.sleep(0.02)
+    for session in st.sim._sessions.values():
+        session.events = False
+
+
 async def test_ami_connection_lost_mid_call(stack: StackFactory) -> None:
     st = await stack()
     rid = await st.post(STAYS)
@@ -81,12 +93,7 @@ async def test_visitor_answering_while_the_events_are_lost_is_known_after_the_re
     st = await stack()
     st.sim.time_scale = 0.3  # slow enough to go deaf between the acceptance and the visitor's answer
     rid = await st.post(STAYS)
-    async with asyncio.timeout(30):
-        while (await st.fetch("SELECT state FROM callback_requests WHERE id = $1::uuid", rid))[0]["state"] not in (
-                "accepted", "dialing_customer"):
-            await asyncio.sleep(0.02)
-    for session in st.sim._sessions.values():
-        session.events = False  # nothing reaches the daemon from now on (the link is half dead)
+    await go_deaf_once_accepted(st, rid)
     async with asyncio.timeout(20):  # the visitor's channel (Linkedid: the agent's) is answered
         while not any(ch.state == "Up" and ch.uniqueid != ch.linkedid for ch in st.sim.channels.values()):
             await asyncio.sleep(0.05)
@@ -115,12 +122,7 @@ async def test_call_that_connected_and_ended_while_the_events_were_lost(stack: S
     st = await stack(retries=1)
     st.sim.time_scale = 0.3  # slow enough to go deaf between the acceptance and the visitor's answer
     rid = await st.post(STAYS)
-    async with asyncio.timeout(30):
-        while (await st.fetch("SELECT state FROM callback_requests WHERE id = $1::uuid", rid))[0]["state"] not in (
-                "accepted", "dialing_customer"):
-            await asyncio.sleep(0.02)
-    for session in st.sim._sessions.values():
-        session.events = False  # nothing reaches the daemon from now on (the link is half dead)
+    await go_deaf_once_accepted(st, rid)
     async with asyncio.timeout(20):
         while not any(f"{rid}-1" in keys for keys in st.sim.astdb.values()):  # the visitor answered
             await asyncio.sleep(0.05)
@@ -217,46 +219,76 @@ async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 30, 
             await asyncio.sleep(every)
 
 
-async def test_daemon_killed_mid_call_is_taken_over_without_dialling_again(clean_db: str, tmp_path: Path) -> None:
+@dataclass
+class DaemonRig:
+    """Daemons in processes of their own (so that they can be SIGKILLed) on one database and one simulator."""
+
+    sim: PbxSimulator
+    cfg: Path
+    log: Path
+    http_port: int
+    conn: asyncpg.Connection
+    daemons: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start_daemon(self) -> subprocess.Popen[bytes]:
+        proc = start_daemon(self.cfg, self.log)
+        self.daemons.append(proc)
+        return proc
+
+    async def request_state(self, rid: str) -> str | None:
+        return await self.conn.fetchval("SELECT state FROM callback_requests WHERE id = $1::uuid", rid)
+
+    async def finished(self, rid: str) -> bool:
+        done = await self.conn.fetchval("SELECT finished_at FROM callback_requests WHERE id = $1::uuid", rid)
+        return done is not None
+
+
+@contextlib.asynccontextmanager
+async def daemon_rig(dsn: str, tmp_path: Path, time_scale: float) -> AsyncIterator[DaemonRig]:
     from callswitch.pgcluster import free_port
 
-    sim = PbxSimulator(users={"callswitch": "secret"}, time_scale=0.01)
+    sim = PbxSimulator(users={"callswitch": "secret"}, time_scale=time_scale)
     await sim.start()
     (tmp_path / "routing.yaml").write_text(ROUTING)
     cfg = tmp_path / "callswitch.yaml"
     http_port = free_port()
-    cfg.write_text(textwrap.dedent(CONFIG.format(http_port=http_port, dsn=clean_db, ami_port=sim.port)))
-    log = tmp_path / "daemon.log"
-    first = start_daemon(cfg, log)
-    second = None
-    conn = await asyncpg.connect(clean_db)
+    cfg.write_text(textwrap.dedent(CONFIG.format(http_port=http_port, dsn=dsn, ami_port=sim.port)))
+    rig = DaemonRig(sim, cfg, tmp_path / "daemon.log", http_port, await asyncpg.connect(dsn))
     try:
-        rid = await post_when_up(http_port, STAYS)
+        yield rig
+    finally:
+        await rig.conn.close()
+        for proc in rig.daemons:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:  # draining a call that is still up
+                    proc.kill()
+                    proc.wait(15)
+        await sim.stop()
 
-        async def state_is_connected() -> bool:
-            return await conn.fetchval("SELECT state FROM callback_requests WHERE id = $1::uuid", rid) == "connected"
 
-        await wait_until(state_is_connected)
+async def test_daemon_killed_mid_call_is_taken_over_without_dialling_again(clean_db: str, tmp_path: Path) -> None:
+    async with daemon_rig(clean_db, tmp_path, time_scale=0.01) as rig:
+        first = rig.start_daemon()
+        rid = await post_when_up(rig.http_port, STAYS)
+
+        async def connected() -> bool:
+            return await rig.request_state(rid) == "connected"
+
+        await wait_until(connected)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        second = start_daemon(cfg, log)
+        rig.start_daemon()
         await asyncio.sleep(2.0)  # the lease lapses and the second daemon finds the call still up
-        assert await conn.fetchval("SELECT finished_at FROM callback_requests WHERE id = $1::uuid", rid) is None
-        assert await hang_up_everything(sim.port) >= 1
-        async with asyncio.timeout(30):
-            while await conn.fetchval("SELECT finished_at FROM callback_requests WHERE id = $1::uuid", rid) is None:
-                await asyncio.sleep(0.1)
-        row = await conn.fetchrow("SELECT state, outcome FROM callback_requests WHERE id = $1::uuid", rid)
-        assert (row["state"], row["outcome"]) == ("completed", "connected"), log.read_text()[-3000:]
-        assert len(sim.originates) == 1  # the visitor was not called again
-        assert await conn.fetchval("SELECT count(*) FROM call_legs WHERE ended_at IS NULL") == 0
-    finally:
-        await conn.close()
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                proc.wait(15)
-        await sim.stop()
+        assert not await rig.finished(rid)
+        assert await hang_up_everything(rig.sim.port) >= 1
+        await wait_until(lambda: rig.finished(rid), every=0.1)
+        row = await rig.conn.fetchrow("SELECT state, outcome FROM callback_requests WHERE id = $1::uuid", rid)
+        assert (row["state"], row["outcome"]) == ("completed", "connected"), rig.log.read_text()[-3000:]
+        assert len(rig.sim.originates) == 1  # the visitor was not called again
+        assert await rig.conn.fetchval("SELECT count(*) FROM call_legs WHERE ended_at IS NULL") == 0
 
 
 @pytest.mark.parametrize("mark_kept", [True, False], ids=["astdb-mark", "mark-lost"])
@@ -267,62 +299,42 @@ async def test_visitor_who_answered_after_the_daemon_died_is_not_dialled_again(
     ends before another daemon takes the request over. Nothing on record says the visitor answered: only the
     dialplan's AstDB mark (callswitch-mark-connected) does. Without it (``mark-lost``, the control) the
     take-over counts the attempt as failed and dials the visitor again."""
-    from callswitch.pgcluster import free_port
-
-    sim = PbxSimulator(users={"callswitch": "secret"}, time_scale=0.1)  # 0.2 s between acceptance and answer
-    await sim.start()
-    (tmp_path / "routing.yaml").write_text(ROUTING)
-    cfg = tmp_path / "callswitch.yaml"
-    http_port = free_port()
-    cfg.write_text(textwrap.dedent(CONFIG.format(http_port=http_port, dsn=clean_db, ami_port=sim.port)))
-    log = tmp_path / "daemon.log"
-    first = start_daemon(cfg, log)
-    second = None
-    conn = await asyncpg.connect(clean_db)
-    try:
-        rid = await post_when_up(http_port, STAYS)
+    async with daemon_rig(clean_db, tmp_path, time_scale=0.1) as rig:  # 0.2 s between acceptance and answer
+        first = rig.start_daemon()
+        rid = await post_when_up(rig.http_port, STAYS)
 
         async def agent_accepted() -> bool:
-            state = await conn.fetchval("SELECT state FROM callback_requests WHERE id = $1::uuid", rid)
-            return state in ("accepted", "dialing_customer")
+            return await rig.request_state(rid) in ("accepted", "dialing_customer")
 
         await wait_until(agent_accepted, every=0.01)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        assert await conn.fetchval("SELECT state FROM callback_requests WHERE id = $1::uuid", rid) != "connected"
+        assert await rig.request_state(rid) != "connected"
 
         async def visitor_answered() -> bool:
-            return any(f"{rid}-1" in keys for keys in sim.astdb.values())
+            return any(f"{rid}-1" in keys for keys in rig.sim.astdb.values())
 
         await wait_until(visitor_answered, timeout=10)
-        assert await hang_up_everything(sim.port) >= 1  # the call ends while no daemon is alive
+        assert await hang_up_everything(rig.sim.port) >= 1  # the call ends while no daemon is alive
         if not mark_kept:
-            sim.astdb.clear()
-        second = start_daemon(cfg, log)
+            rig.sim.astdb.clear()
+        rig.start_daemon()
 
         async def settled() -> bool:  # finished, or (the control) dialled again
-            done = await conn.fetchval("SELECT finished_at FROM callback_requests WHERE id = $1::uuid", rid)
-            return done is not None or len(sim.originates) > 1
+            return await rig.finished(rid) or len(rig.sim.originates) > 1
 
         await wait_until(settled, timeout=60, every=0.1)
-        first_attempt, detail = await conn.fetchrow(
+        first_attempt, detail = await rig.conn.fetchrow(
             "SELECT outcome, outcome_detail FROM call_attempts WHERE request_id = $1::uuid AND attempt = 1", rid)
         if mark_kept:
-            row = await conn.fetchrow("SELECT state, outcome FROM callback_requests WHERE id = $1::uuid", rid)
+            row = await rig.conn.fetchrow("SELECT state, outcome FROM callback_requests WHERE id = $1::uuid", rid)
             assert (row["state"], row["outcome"], first_attempt) == ("completed", "connected", "connected"), \
-                log.read_text()[-3000:]
+                rig.log.read_text()[-3000:]
             assert detail == TAKEN_OVER_BY_MARK  # analysts can tell why its legs lack the answer
-            assert len(sim.originates) == 1  # the visitor was not called again
+            assert len(rig.sim.originates) == 1  # the visitor was not called again
         else:
-            assert first_attempt == "failed", log.read_text()[-3000:]
-            assert len(sim.originates) == 2  # dialled again: what the mark prevents
-    finally:
-        await conn.close()
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.kill()  # the control's second call is still up: no drain
-                proc.wait(15)
-        await sim.stop()
+            assert first_attempt == "failed", rig.log.read_text()[-3000:]
+            assert len(rig.sim.originates) == 2  # dialled again: what the mark prevents
 
 
 @pytest.mark.slow
