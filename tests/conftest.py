@@ -7,6 +7,7 @@ Either way each run creates its own database (and drops it at the end).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import uuid
@@ -41,23 +42,30 @@ def pg_server() -> Iterator[str]:
         cluster.destroy()
 
 
-@pytest.fixture(scope="session")
-async def database_dsn(pg_server: str) -> AsyncIterator[str]:
-    """DSN of a database created for this test run, migrated to the latest schema."""
-    name = f"callswitch_test_{uuid.uuid4().hex[:12]}"
+@contextlib.asynccontextmanager
+async def migrated_database(pg_server: str, prefix: str = "callswitch_test") -> AsyncIterator[str]:
+    """DSN of a new database on ``pg_server``, migrated to the latest schema; dropped on leaving."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(pg_server)
     await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = with_database(pg_server, name)
-    conn = await asyncpg.connect(dsn)
     try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    try:
+        dsn = with_database(pg_server, name)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
         yield dsn
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_dsn(pg_server: str) -> AsyncIterator[str]:
+    """DSN of a database created for this test run, migrated to the latest schema."""
+    async with migrated_database(pg_server) as dsn:
+        yield dsn
 
 
 @pytest.fixture

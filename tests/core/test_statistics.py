@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
 from callswitch.config import DatabaseConfig
-from callswitch.db.migrate import migrate
 from callswitch.db.pool import Database
 from callswitch.db.statistics import analyze_changed_tables
-from tests.conftest import with_database
+from tests.conftest import migrated_database
 
 INSERT = """
 INSERT INTO callback_requests (id, site, visitor_name, phone_given, phone_e164, phone_country, request_fingerprint)
@@ -25,21 +22,13 @@ FROM generate_series($1::int, $2::int) AS i
 @pytest.fixture
 async def fresh_db(pg_server: str) -> AsyncIterator[Database]:
     """A database of its own: statistics of the run's shared database depend on the other tests."""
-    name = f"callswitch_stats_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = with_database(pg_server, name)
-    conn = await asyncpg.connect(dsn)
-    await migrate(conn)
-    await conn.close()
-    db = Database(DatabaseConfig(dsn=dsn, min_connections=1, max_connections=2))
-    await db.connect()
-    try:
-        yield db
-    finally:
-        await db.close()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with migrated_database(pg_server, "callswitch_stats") as dsn:
+        db = Database(DatabaseConfig(dsn=dsn, min_connections=1, max_connections=2))
+        await db.connect()
+        try:
+            yield db
+        finally:
+            await db.close()
 
 
 async def insert(db: Database, first: int, last: int) -> None:
