@@ -28,5 +28,5 @@ async def _store_nothing(self: BatchWriter, item: dict[str, Any]) -> dict[str, A
 
 
 if __name__ == "__main__":
-    BatchWriter.store = _store_nothing  # type: ignore[assignment,method-assign]
+    BatchWriter.store = _store_nothing  # type: ignore[method-assign]
     sys.exit(main())

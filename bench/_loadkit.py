@@ -546,7 +546,8 @@ async def records_report(conn: asyncpg.Connection, sim: SimLog, accepted: Sequen
     by_mark = {r["rid"] for r in await conn.fetch(
         "SELECT request_id::text AS rid FROM call_attempts WHERE outcome = 'connected' AND outcome_detail = $1",
         TAKEN_OVER_BY_MARK)}
-    unrecorded_connected, legs_lost_with_node = [], []
+    unrecorded_connected: list[str] = []
+    legs_lost_with_node: list[str] = []
     for rid in connected:
         got = by_req.get(rid, [])
         agent = any(r["leg"] == "agent" and r["originated_at"] and r["answered_at"] and r["ended_at"] for r in got)

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _loadkit import cpu_seconds  # noqa: E402
 from benchdb import postgres_server, scratch_database  # noqa: E402
 
 from callswitch.pgcluster import free_port  # noqa: E402
@@ -132,14 +133,12 @@ async def load(port: int, seconds: float, clients: int, offset: int) -> tuple[fl
     return len(latencies) / elapsed, latencies, errors
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process on this machine, or None if it can't be read."""
+def cpu_or_none(pid: int) -> float | None:
+    """:func:`_loadkit.cpu_seconds`, or None if the process is gone (or not on this machine)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+        return cpu_seconds(pid)
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def backend_cpu(dsn: str) -> dict[int, float]:
@@ -152,7 +151,7 @@ async def backend_cpu(dsn: str) -> dict[int, float]:
         await conn.close()
     found = {}
     for pid in pids:
-        used = cpu_seconds(pid) if _is_local_postgres(pid) else None
+        used = cpu_or_none(pid) if _is_local_postgres(pid) else None
         if used is not None:
             found[pid] = used
     return found
@@ -171,9 +170,9 @@ async def measured_load(
     port: int, seconds: float, clients: int, offset: int, server_pid: int, dsn: str
 ) -> tuple[float, list[float], int, dict[str, float | None]]:
     """`load`, plus the CPU time per request (µs) the server, its Postgres backends and this process spent."""
-    server0, pg0, own0 = cpu_seconds(server_pid), await backend_cpu(dsn), time.process_time()
+    server0, pg0, own0 = cpu_or_none(server_pid), await backend_cpu(dsn), time.process_time()
     rps, latencies, errors = await load(port, seconds, clients, offset)
-    server1, pg1, own1 = cpu_seconds(server_pid), await backend_cpu(dsn), time.process_time()
+    server1, pg1, own1 = cpu_or_none(server_pid), await backend_cpu(dsn), time.process_time()
     n = max(len(latencies), 1)
 
     def per_request(used: float | None) -> float | None:
