@@ -326,11 +326,15 @@ class Dialer:
                 limit = min(limit, self._ceiling)
             else:
                 self._ceiling = None
-        return limit - max(len(self._working), len(self._attempts))
+        return limit - self._in_progress()
+
+    def _in_progress(self) -> int:
+        """Requests claimed and not finished: being prepared or in a call."""
+        return max(len(self._working), len(self._attempts))
 
     def _hold_claims(self) -> None:
         """A claimed request was put back (no line free, or every member busy): see :meth:`_room`."""
-        in_progress = max(len(self._working), len(self._attempts)) - 1  # less the one put back
+        in_progress = self._in_progress() - 1  # less the one put back
         self._ceiling = max(0, in_progress if self._ceiling is None else min(self._ceiling, in_progress))
         self._ceiling_until = asyncio.get_running_loop().time() + self.policy.busy_wait
 
@@ -792,7 +796,7 @@ class Dialer:
             last_attempt = max((a["attempt"] for a in attempts), default=None)
             recorded_connected = row["state"] == states.CONNECTED  # written only once the two were bridged
             connected = saw_customer or recorded_connected
-            marked = {a["attempt"]: await self._marked_connected(request_id, a["attempt"], a["started_at"])
+            marked = {a["attempt"]: await self._connected_mark(request_id, a["attempt"], a["started_at"]) is not None
                       for a in attempts}
             by_mark: set[int] = set()
             async with self.db.acquire() as conn:
@@ -819,9 +823,6 @@ class Dialer:
         finally:
             self._working.discard(request_id)
             self._wake.set()  # room for one more
-
-    async def _marked_connected(self, request_id: uuid.UUID, attempt: int, started_at: datetime) -> bool:
-        return await self._connected_mark(request_id, attempt, started_at) is not None
 
     async def _connected_mark(self, request_id: uuid.UUID, attempt: int, started_at: datetime,
                               on: AmiClient | None = None) -> datetime | None:
